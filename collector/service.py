@@ -1,0 +1,348 @@
+"""The collector loop: take deliveries, classify, write a batch, commit, acknowledge.
+
+Delivery contract (DESIGN.md): a message is acknowledged only after the
+transaction holding it (as readings or in quarantine) committed. While the
+database is down nothing is acknowledged; the loop retries with capped,
+jittered backoff and the broker holds the backlog. A permanent database error
+isolates the offending message into quarantine so one bad row never stalls
+the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import psycopg
+
+from collector.backoff import Backoff
+from collector.metrics import CollectorMetrics
+from collector.mqtt import Delivery, MqttSource, SourceOptions
+from collector.reasons import Reason
+from collector.registry_cache import RegistryCache, current_revision, load_registry_cache
+from collector.topic import subscription
+from collector.validate import Limits, Outcome, Rejection, classify
+from collector.writer import Batch, BatchStats, WriteResult, write_batch
+from parkdata.db import connect, is_transient
+from parkdata.settings import MqttEndpoint, Settings
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorConfig:
+    database_url: str
+    mqtt: MqttEndpoint
+    client_id: str
+    share_group: str | None = None
+    topic_prefix: str = "parkenergy/v1"
+    batch_size: int = 5000
+    batch_latency_s: float = 0.1
+    max_inflight: int = 20_000
+    session_expiry_s: int = 7 * 24 * 3600
+    keepalive_s: int = 30
+    registry_refresh_s: float = 10.0
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 30.0
+    future_tolerance_s: int = 300
+
+    @classmethod
+    def from_settings(cls, settings: Settings, database_url: str, mqtt: MqttEndpoint) -> CollectorConfig:
+        return cls(
+            database_url=database_url,
+            mqtt=mqtt,
+            client_id=settings.mqtt_client_id,
+            share_group=settings.mqtt_share_group,
+            topic_prefix=settings.mqtt_topic_prefix,
+            batch_size=settings.collector_batch_size,
+            batch_latency_s=settings.collector_batch_latency_s,
+            max_inflight=settings.collector_max_inflight,
+            session_expiry_s=settings.mqtt_session_expiry_s,
+            keepalive_s=settings.mqtt_keepalive_s,
+            registry_refresh_s=settings.collector_registry_refresh_s,
+            retry_initial_s=settings.collector_retry_initial_s,
+            retry_max_s=settings.collector_retry_max_s,
+            future_tolerance_s=settings.collector_future_tolerance_s,
+        )
+
+
+class StopRequested(Exception):
+    """Raised inside the retry loop when the collector must stop before it could commit."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    deliveries: list[Delivery] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    batch: Batch = field(default_factory=Batch)
+    first_received: float | None = None
+
+    def add(self, delivery: Delivery, outcome: Outcome) -> None:
+        if self.first_received is None:
+            self.first_received = time.monotonic()
+        self.deliveries.append(delivery)
+        self.outcomes.append(outcome)
+        self.batch.add(delivery.message, outcome)
+
+    @property
+    def size(self) -> int:
+        return len(self.batch.rows) + len(self.batch.quarantine) + len(self.batch.statuses)
+
+
+class Collector:
+    """One collector process: an MQTT source, a database connection, the loop between."""
+
+    def __init__(self, config: CollectorConfig, metrics: CollectorMetrics | None = None) -> None:
+        self.config = config
+        self.metrics = metrics or CollectorMetrics()
+        self.started_at = datetime.now(UTC)
+        self.stop_event = threading.Event()
+        self.totals = WriteResult()
+        self._limits = Limits(
+            prefix=config.topic_prefix, future_tolerance=timedelta(seconds=config.future_tolerance_s)
+        )
+        self._source = MqttSource(
+            config.mqtt,
+            SourceOptions(
+                client_id=config.client_id,
+                subscription=subscription(config.topic_prefix, config.share_group),
+                receive_maximum=config.max_inflight,
+                session_expiry_s=config.session_expiry_s,
+                keepalive_s=config.keepalive_s,
+            ),
+        )
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._cache = RegistryCache()
+        self._revision_checked = 0.0
+        self._db_ok = False
+        self._last_commit: datetime | None = None
+        self._retries_since_commit = 0
+
+    # -- lifecycle -------------------------------------------------------
+
+    def health(self) -> dict[str, object]:
+        connected = self._source.connected
+        return {
+            "ok": connected and self._db_ok,
+            "mqtt_connected": connected,
+            "database_ok": self._db_ok,
+            "queued_messages": self._source.pending(),
+            "last_commit": self._last_commit.isoformat() if self._last_commit else None,
+            "registry_revision": self._cache.revision,
+            "collector_id": self.config.client_id,
+        }
+
+    def stop(self) -> None:
+        """Ask the loop to flush, commit, acknowledge and return."""
+        self.stop_event.set()
+
+    def run(self) -> WriteResult:
+        """Run until :meth:`stop`; returns the totals written."""
+        log.info(
+            "collector %s starting: broker %s, subscription %s",
+            self.config.client_id,
+            self.config.mqtt.url,
+            subscription(self.config.topic_prefix, self.config.share_group),
+        )
+        backoff = Backoff(self.config.retry_initial_s, self.config.retry_max_s)
+        try:
+            self._with_retry(self._refresh_registry, backoff, force=True)
+        except StopRequested:
+            return self.totals
+        self._source.start()
+        try:
+            self._loop(backoff)
+        finally:
+            self._source.stop()
+            self.metrics.mqtt_connected.set(0)
+            if self._conn is not None:
+                self._conn.close()
+        log.info(
+            "collector %s stopped: %d stored, %d duplicates, %d conflicts, %d quarantined",
+            self.config.client_id,
+            self.totals.stored,
+            self.totals.duplicates,
+            self.totals.conflicts,
+            self.totals.quarantined,
+        )
+        return self.totals
+
+    # -- the loop --------------------------------------------------------
+
+    def _loop(self, backoff: Backoff) -> None:
+        cfg = self.config
+        pending = _Pending()
+        source = self._source
+        metrics = self.metrics
+        while True:
+            stopping = self.stop_event.is_set()
+            if pending.first_received is not None:
+                wait = max(0.0, pending.first_received + cfg.batch_latency_s - time.monotonic())
+            else:
+                wait = 0.0 if stopping else 0.25
+            deliveries = source.take(2000, wait)
+            metrics.mqtt_connected.set(1 if source.connected else 0)
+            for d in deliveries:
+                pending.add(d, self._classify(d))
+            due = pending.first_received is not None and (
+                pending.size >= cfg.batch_size
+                or stopping
+                or time.monotonic() >= pending.first_received + cfg.batch_latency_s
+            )
+            if due:
+                try:
+                    self._commit(pending, backoff)
+                except StopRequested:
+                    log.warning(
+                        "stopping with %d messages uncommitted; the broker will redeliver them",
+                        len(pending.deliveries),
+                    )
+                    return
+                pending = _Pending()
+            metrics.queued.set(source.pending() + len(pending.deliveries))
+            if stopping and not deliveries and pending.first_received is None:
+                return
+            if time.monotonic() - self._revision_checked > cfg.registry_refresh_s and not deliveries:
+                try:
+                    self._with_retry(self._refresh_registry, backoff)
+                except StopRequested:
+                    return
+
+    def _classify(self, delivery: Delivery) -> Outcome:
+        try:
+            return classify(delivery.message, self._cache, self._limits)
+        except Exception as exc:  # a bug must not lose the message: keep it in quarantine
+            log.exception("classifier failed on a message from %s", delivery.message.topic)
+            return Outcome(
+                rejections=[
+                    Rejection(Reason.PAYLOAD_SCHEMA, f"collector error: {exc!r}", delivery.message.payload)
+                ]
+            )
+
+    def _commit(self, pending: _Pending, backoff: Backoff) -> None:
+        started = time.monotonic()
+        result = self._with_retry(self._write_isolating, backoff, pending.deliveries, pending.outcomes)
+        self.metrics.commit_seconds.observe(time.monotonic() - started)
+        self.metrics.batches.inc()
+        self._source.ack(pending.deliveries)
+        self._last_commit = datetime.now(UTC)
+        if pending.first_received is not None:
+            self.metrics.lag_seconds.set(time.monotonic() - pending.first_received)
+        self.totals = self.totals + result
+        m = self.metrics
+        m.messages.inc(len(pending.deliveries))
+        m.readings.inc(
+            len(pending.batch.rows) + sum(1 for q in pending.batch.quarantine if q.item_index >= 0)
+        )
+        m.stored.inc(result.stored)
+        m.duplicates.inc(result.duplicates)
+        m.conflicts.inc(result.conflicts)
+        for q in pending.batch.quarantine:
+            m.quarantined.labels(q.reason).inc()
+
+    # -- database --------------------------------------------------------
+
+    def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(
+                self.config.database_url,
+                autocommit=True,
+                application_name=f"collector {self.config.client_id}",
+            )
+        return self._conn
+
+    def _with_retry(self, work: Callable[..., _T], backoff: Backoff, *args: Any, force: bool = False) -> _T:
+        """Run ``work(conn, *args)`` until it succeeds; transient errors wait and retry.
+
+        Raises :class:`StopRequested` when asked to stop while the database is
+        unreachable (unless ``force``: then the first attempt always runs).
+        """
+        while True:
+            if self.stop_event.is_set() and backoff.attempts and not force:
+                raise StopRequested
+            try:
+                result = work(self._connection(), *args)
+            except (psycopg.Error, OSError) as exc:
+                if not is_transient(exc):
+                    raise
+                self._db_ok = False
+                self.metrics.db_up.set(0)
+                self.metrics.db_retries.inc()
+                self._retries_since_commit += 1
+                if self._conn is not None:
+                    self._conn.close()
+                delay = backoff.next_delay_s()
+                log.warning("database unavailable (%s); retry %d in %.1f s", exc, backoff.attempts, delay)
+                if self.stop_event.wait(delay) and not force:
+                    raise StopRequested from exc
+                continue
+            backoff.reset()
+            self._db_ok = True
+            self.metrics.db_up.set(1)
+            return result
+
+    def _refresh_registry(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        self._revision_checked = time.monotonic()
+        if current_revision(conn) != self._cache.revision:
+            self._cache = load_registry_cache(conn)
+            log.info(
+                "registry revision %d: %d enterprises, %d meters",
+                self._cache.revision,
+                len(self._cache.enterprises),
+                len(self._cache.meters),
+            )
+
+    def _write_isolating(
+        self,
+        conn: psycopg.Connection[tuple[object, ...]],
+        deliveries: list[Delivery],
+        outcomes: list[Outcome],
+    ) -> WriteResult:
+        """Write all; on a permanent error, bisect down to the message the database refuses."""
+        batch = Batch()
+        for d, o in zip(deliveries, outcomes, strict=True):
+            batch.add(d.message, o)
+        stats = BatchStats(
+            collector_id=self.config.client_id,
+            started_at=self.started_at,
+            readings=len(batch.rows) + sum(1 for q in batch.quarantine if q.item_index >= 0),
+            db_retries=self._retries_since_commit,
+            lag_s=None,
+        )
+        try:
+            result = write_batch(conn, batch, stats)
+            self._retries_since_commit = 0
+            return result
+        except psycopg.Error as exc:
+            if is_transient(exc):
+                raise
+            if len(deliveries) == 1:
+                log.error("database refused a message from %s: %s", deliveries[0].message.topic, exc)
+                refused = Outcome(
+                    rejections=[
+                        Rejection(
+                            Reason.DB_REJECTED,
+                            f"{type(exc).__name__}: {exc}"[:500],
+                            deliveries[0].message.payload,
+                        )
+                    ]
+                )
+                outcomes[0] = refused
+                return self._write_isolating(conn, deliveries, outcomes)
+            log.warning(
+                "permanent database error in a batch of %d messages; isolating: %s", len(deliveries), exc
+            )
+            half = len(deliveries) // 2
+            left_o, right_o = outcomes[:half], outcomes[half:]
+            result = self._write_isolating(conn, deliveries[:half], left_o) + self._write_isolating(
+                conn, deliveries[half:], right_o
+            )
+            outcomes[:] = left_o + right_o
+            return result

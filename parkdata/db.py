@@ -1,0 +1,29 @@
+"""Database connections and the one place where database errors are classified."""
+
+from __future__ import annotations
+
+import psycopg
+
+# SQLSTATE classes worth retrying: connection exception, transaction rollback
+# (serialization failure, deadlock), insufficient resources, operator
+# intervention (admin shutdown, cannot connect now), system error.
+# PostgreSQL manual, Appendix A "PostgreSQL Error Codes".
+TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when retrying the same work later may succeed; False for bad data or SQL."""
+    if isinstance(exc, psycopg.Error):
+        sqlstate = exc.sqlstate
+        if sqlstate is None:
+            # No SQLSTATE: the connection broke before the server could answer.
+            return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+        return sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES
+    return isinstance(exc, OSError)
+
+
+def connect(
+    url: str, *, autocommit: bool = False, application_name: str = "parkenergy"
+) -> psycopg.Connection[tuple[object, ...]]:
+    """Open a connection; the caller owns and closes it."""
+    return psycopg.connect(url, autocommit=autocommit, application_name=application_name, connect_timeout=10)

@@ -1,0 +1,1 @@
+"""The ``parkenergy`` command and the embedded servers it starts when none is configured."""
