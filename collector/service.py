@@ -105,6 +105,8 @@ class Collector:
         self.started_at = datetime.now(UTC)
         self.stop_event = threading.Event()
         self.totals = WriteResult()
+        self.committed_messages = 0
+        """Messages whose transaction committed (and that were acknowledged)."""
         self._limits = Limits(
             prefix=config.topic_prefix, future_tolerance=timedelta(seconds=config.future_tolerance_s)
         )
@@ -138,6 +140,10 @@ class Collector:
             "registry_revision": self._cache.revision,
             "collector_id": self.config.client_id,
         }
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        """Wait until the MQTT session is up; False on timeout."""
+        return self._source.wait_connected(timeout_s)
 
     def stop(self) -> None:
         """Ask the loop to flush, commit, acknowledge and return."""
@@ -236,6 +242,7 @@ class Collector:
         if pending.first_received is not None:
             self.metrics.lag_seconds.set(time.monotonic() - pending.first_received)
         self.totals = self.totals + result
+        self.committed_messages += len(pending.deliveries)
         m = self.metrics
         m.messages.inc(len(pending.deliveries))
         m.readings.inc(

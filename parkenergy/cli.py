@@ -1,0 +1,386 @@
+"""The ``parkenergy`` command: a thin layer that wires settings, servers and packages."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from collector.health import HealthServer
+from collector.registry_cache import load_registry_cache
+from collector.replay import count_replayable, replay_quarantine
+from collector.service import Collector, CollectorConfig
+from collector.validate import Limits
+from parkdata.db import connect
+from parkdata.migrate import MigrationError, TimescaleMode, migrate, packaged_migrations, pending
+from parkdata.registry_file import RegistryFileError, read_meter_events_file, read_registry_file
+from parkdata.registry_store import list_meters, store_meter_events, store_registry
+from parkdata.settings import Settings, SettingsError, load_settings
+from parkenergy import services
+from parkenergy.demo import run_demo
+from parkenergy.logs import configure_logging
+
+log = logging.getLogger("parkenergy")
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    help="parkenergy: energy and carbon monitoring of the enterprises in industrial parks.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema: migrate and inspect.", no_args_is_help=True)
+registry_app = typer.Typer(help="Parks, enterprises and meters.", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Messages that could not be stored as readings.", no_args_is_help=True)
+embedded_app = typer.Typer(help="The embedded PostgreSQL under PARKENERGY_HOME.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(registry_app, name="registry")
+app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(embedded_app, name="embedded")
+
+
+@dataclass(slots=True)
+class Context:
+    settings: Settings
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    obj = ctx.find_object(Context)
+    assert obj is not None
+    return obj.settings
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="TOML settings file (env PARKENERGY_CONFIG).", exists=True, dir_okay=False
+        ),
+    ] = None,
+    log_level: Annotated[
+        str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR (env LOG_LEVEL).")
+    ] = None,
+    log_format: Annotated[str | None, typer.Option(help="text or json (env LOG_FORMAT).")] = None,
+) -> None:
+    try:
+        settings = load_settings(config, log_level=log_level, log_format=log_format)
+    except SettingsError as exc:
+        raise _fail(f"bad settings: {exc}", 2) from exc
+    configure_logging(settings.log_level, settings.log_format)
+    ctx.obj = Context(settings)
+
+
+# -- db ----------------------------------------------------------------------
+
+
+@db_app.command("migrate")
+def db_migrate(
+    ctx: typer.Context,
+    timescaledb: Annotated[
+        TimescaleMode,
+        typer.Option(help="auto: use TimescaleDB when the server has it; on: require; off: never."),
+    ] = TimescaleMode.AUTO,
+) -> None:
+    """Apply the packaged schema migrations (idempotent, recorded in parkenergy_meta.migration)."""
+    settings = _settings(ctx)
+    url = settings.database_url or services.database(settings).url
+    try:
+        with connect(url, autocommit=True) as conn:
+            report = migrate(conn, timescaledb)
+    except MigrationError as exc:
+        raise _fail(str(exc)) from exc
+    for m in report.applied:
+        console.print(f"applied {m.version:04d}_{m.name}")
+    flavour = "TimescaleDB" if report.timescaledb else "plain PostgreSQL"
+    console.print(
+        f"schema current: {report.already_applied + len(report.applied)} migrations "
+        f"({len(report.applied)} new), {flavour}"
+    )
+
+
+@db_app.command("status")
+def db_status(ctx: typer.Context) -> None:
+    """Show applied and pending migrations."""
+    settings = _settings(ctx)
+    url = settings.database_url or services.database(settings).url
+    with connect(url, autocommit=True) as conn:
+        missing = {m.version for m in pending(conn)}
+    table = Table("version", "name", "state")
+    for m in packaged_migrations():
+        table.add_row(f"{m.version:04d}", m.name, "pending" if m.version in missing else "applied")
+    console.print(table)
+    if missing:
+        raise typer.Exit(3)
+
+
+# -- registry ----------------------------------------------------------------
+
+
+@registry_app.command("load")
+def registry_load(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV or XLSX registry file.", exists=True, dir_okay=False)],
+) -> None:
+    """Load (upsert) parks, enterprises and meters; nothing is loaded if any row is bad."""
+    url = services.database_url(_settings(ctx))
+    try:
+        registry = read_registry_file(file)
+        with connect(url) as conn:
+            summary = store_registry(conn, registry)
+    except RegistryFileError as exc:
+        for problem in exc.problems:
+            err_console.print(str(problem))
+        raise _fail(f"{len(exc.problems)} problems; nothing was loaded") from exc
+    console.print(str(summary))
+
+
+@registry_app.command("events")
+def registry_events(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV or XLSX meter events file.", exists=True, dir_okay=False)],
+) -> None:
+    """Load meter events (replacements, multiplier changes, calibrations)."""
+    url = services.database_url(_settings(ctx))
+    try:
+        rows = read_meter_events_file(file)
+        with connect(url) as conn:
+            summary = store_meter_events(conn, rows)
+    except RegistryFileError as exc:
+        for problem in exc.problems:
+            err_console.print(str(problem))
+        raise _fail(f"{len(exc.problems)} problems; nothing was loaded") from exc
+    console.print(str(summary))
+
+
+@registry_app.command("list")
+def registry_list(
+    ctx: typer.Context,
+    park: Annotated[str | None, typer.Option(help="Only this park code.")] = None,
+    enterprise: Annotated[str | None, typer.Option(help="Only this enterprise code.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """Show the registered meters."""
+    url = services.database_url(_settings(ctx))
+    with connect(url) as conn:
+        meters = list_meters(conn, park_code=park, enterprise_code=enterprise)
+    _print_rows([m.as_dict() for m in meters], as_json, title="meters")
+
+
+# -- collector ---------------------------------------------------------------
+
+
+@app.command("collect")
+def collect(
+    ctx: typer.Context,
+    client_id: Annotated[str | None, typer.Option(help="Stable MQTT client id (env MQTT_CLIENT_ID).")] = None,
+    share_group: Annotated[
+        str | None, typer.Option(help="MQTT 5 shared-subscription group (env MQTT_SHARE_GROUP).")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Readings per commit (env COLLECTOR_BATCH_SIZE).")
+    ] = None,
+    batch_latency_s: Annotated[
+        float | None, typer.Option(help="Longest wait before a commit, in seconds (env COLLECTOR_BATCH_LATENCY_S).")
+    ] = None,
+    http_port: Annotated[
+        int | None, typer.Option(help="Port of /healthz and /metrics; 0 picks one (env COLLECTOR_HTTP_PORT).")
+    ] = None,
+) -> None:
+    """Receive readings over MQTT and store them; runs until SIGTERM or Ctrl-C."""
+    base = _settings(ctx)
+    settings = Settings.model_validate(
+        {
+            **base.model_dump(),
+            **{
+                k: v
+                for k, v in {
+                    "mqtt_client_id": client_id,
+                    "mqtt_share_group": share_group,
+                    "collector_batch_size": batch_size,
+                    "collector_batch_latency_s": batch_latency_s,
+                    "collector_http_port": http_port,
+                }.items()
+                if v is not None
+            },
+        }
+    )
+    try:
+        url = services.database_url(settings)
+    except services.NotReadyError as exc:
+        raise _fail(str(exc)) from exc
+    with services.broker(settings) as endpoint:
+        collector = Collector(CollectorConfig.from_settings(settings, url, endpoint))
+        health = HealthServer(
+            settings.collector_http_host,
+            settings.collector_http_port,
+            collector.metrics.registry,
+            collector.health,
+        )
+        health.start()
+        log.info(
+            "health and metrics on http://%s:%d/healthz, /metrics", settings.collector_http_host, health.port
+        )
+
+        def _stop(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %d: flushing, committing, acknowledging, then stopping", signum)
+            collector.stop()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        try:
+            collector.run()
+        finally:
+            health.stop()
+
+
+# -- quarantine --------------------------------------------------------------
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    ctx: typer.Context,
+    reason: Annotated[str | None, typer.Option(help="Only this reason code, e.g. timestamp.naive.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Most recent rows to show.")] = 50,
+    summary: Annotated[bool, typer.Option("--summary", help="Counts by reason instead of rows.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """Show quarantined messages, newest first, or counts by reason."""
+    url = services.database_url(_settings(ctx))
+    with connect(url, autocommit=True) as conn:
+        if summary:
+            cur = conn.execute(
+                "SELECT reason, count(*) AS messages, count(*) FILTER (WHERE replay_result = 'stored')"
+                " AS replayed, max(received_at) AS latest FROM api.quarantine"
+                " WHERE (%s::text IS NULL OR reason = %s::text) GROUP BY reason ORDER BY 2 DESC",
+                (reason, reason),
+            )
+        else:
+            cur = conn.execute(
+                "SELECT quarantine_id AS id, received_at, topic, reason, detail,"
+                " left(payload, 120) AS payload, replay_result FROM api.quarantine"
+                " WHERE (%s::text IS NULL OR reason = %s::text) ORDER BY quarantine_id DESC LIMIT %s",
+                (reason, reason, limit),
+            )
+        names = [d.name for d in cur.description or []]
+        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    _print_rows(rows, as_json, title="quarantine")
+
+
+@quarantine_app.command("replay")
+def quarantine_replay(
+    ctx: typer.Context,
+    reason: Annotated[str | None, typer.Option(help="Only rows with this reason code.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would be stored; write nothing.")
+    ] = False,
+) -> None:
+    """Re-validate quarantined messages against the current registry and store what now passes."""
+    settings = _settings(ctx)
+    url = services.database_url(settings)
+    limits = Limits(
+        prefix=settings.mqtt_topic_prefix,
+        future_tolerance=timedelta(seconds=settings.collector_future_tolerance_s),
+    )
+    with connect(url, autocommit=True) as conn:
+        cache = load_registry_cache(conn)
+        total = count_replayable(conn, reason)
+        with Progress(console=err_console, transient=True) as progress:
+            task = progress.add_task("replaying quarantine", total=total)
+            result = replay_quarantine(
+                conn,
+                cache,
+                limits,
+                reason=reason,
+                dry_run=dry_run,
+                progress=lambda n: progress.advance(task, n),
+            )
+    verb = "would store" if dry_run else "stored"
+    console.print(
+        f"examined {result.examined} rows: {result.now_stored} {verb} "
+        f"({result.readings.stored} new readings), {result.still_failing} still failing"
+    )
+
+
+# -- embedded ----------------------------------------------------------------
+
+
+@embedded_app.command("start")
+def embedded_start(ctx: typer.Context) -> None:
+    """Start (or attach to) the embedded PostgreSQL and migrate it; prints its URL."""
+    db = services.database(_settings(ctx).model_copy(update={"database_url": None}))
+    console.print(db.url)
+
+
+@embedded_app.command("stop")
+def embedded_stop(ctx: typer.Context) -> None:
+    """Stop the embedded PostgreSQL if it runs."""
+    server = services.embedded_postgres(_settings(ctx))
+    if server.is_running():
+        server.stop()
+        console.print("stopped")
+    else:
+        console.print("not running")
+
+
+@embedded_app.command("status")
+def embedded_status(ctx: typer.Context) -> None:
+    """Say whether the embedded PostgreSQL runs, and where its data is."""
+    settings = _settings(ctx)
+    server = services.embedded_postgres(settings)
+    state = f"running at {server.url}" if server.is_running() else "not running"
+    console.print(f"PostgreSQL data: {settings.parkenergy_home / 'postgres'} ({state})")
+
+
+# -- demo --------------------------------------------------------------------
+
+
+@app.command("demo")
+def demo(
+    ctx: typer.Context,
+    days: Annotated[int, typer.Option(min=1, max=366, help="Days of example readings to send.")] = 7,
+    keep_running: Annotated[
+        bool, typer.Option("--keep-running", help="Leave the collector running afterwards (Ctrl-C stops).")
+    ] = False,
+) -> None:
+    """Run the whole ingestion path on embedded servers with an example park, then summarise."""
+    run_demo(_settings(ctx), console, days=days, keep_running=keep_running)
+
+
+# -- output ------------------------------------------------------------------
+
+
+def _print_rows(rows: list[dict[str, object]], as_json: bool, title: str) -> None:
+    if as_json:
+        for row in rows:
+            sys.stdout.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
+        return
+    if not rows:
+        console.print(f"no {title}")
+        return
+    table = Table(*rows[0].keys(), title=title)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    console.print(table)
+
+
+def main() -> None:
+    app()
