@@ -62,7 +62,8 @@ class MqttSource:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=options.client_id,
-            protocol=mqtt.MQTTv5,
+            protocol=mqtt.MQTTv5 if endpoint.mqtt5 else mqtt.MQTTv311,
+            clean_session=None if endpoint.mqtt5 else False,
             manual_ack=True,
         )
         if endpoint.username is not None:
@@ -80,17 +81,28 @@ class MqttSource:
         return self._connected.is_set()
 
     def start(self) -> None:
-        """Connect in the background; paho reconnects by itself after a loss."""
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = self._options.session_expiry_s
-        props.ReceiveMaximum = self._options.receive_maximum
-        self._client.connect_async(
-            self._endpoint.host,
-            self._endpoint.port,
-            keepalive=self._options.keepalive_s,
-            clean_start=False,
-            properties=props,
-        )
+        """Connect in the background; paho reconnects by itself after a loss.
+
+        MQTT 5: ``clean_start`` is false from the very first connection (Mosquitto
+        persists only sessions whose first CONNECT had it false), the session
+        outlives the connection, and Receive Maximum bounds what the broker sends
+        unacknowledged. MQTT 3.1.1 (fallback brokers): ``clean_session`` false.
+        """
+        if self._endpoint.mqtt5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = self._options.session_expiry_s
+            props.ReceiveMaximum = self._options.receive_maximum
+            self._client.connect_async(
+                self._endpoint.host,
+                self._endpoint.port,
+                keepalive=self._options.keepalive_s,
+                clean_start=False,
+                properties=props,
+            )
+        else:
+            self._client.connect_async(
+                self._endpoint.host, self._endpoint.port, keepalive=self._options.keepalive_s
+            )
         self._client.loop_start()
 
     def wait_connected(self, timeout_s: float) -> bool:

@@ -32,9 +32,11 @@ class MqttEndpoint:
     username: str | None = None
     password: str | None = None
     tls: bool = False
+    mqtt5: bool = True
+    """False for a broker that speaks only MQTT 3.1.1 (no Receive Maximum, no session expiry)."""
 
     @classmethod
-    def parse(cls, url: str) -> MqttEndpoint:
+    def parse(cls, url: str, *, mqtt5: bool = True) -> MqttEndpoint:
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts"):
             raise SettingsError(f"MQTT_URL must start with mqtt:// or mqtts://, got {url!r}")
@@ -51,6 +53,7 @@ class MqttEndpoint:
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             tls=tls,
+            mqtt5=mqtt5,
         )
 
     @property
@@ -78,6 +81,7 @@ class Settings(BaseSettings):
         default=None, description="mqtt://user:pass@host:port or mqtts://…; unset: embedded broker"
     )
     mqtt_ca_file: Path | None = Field(default=None, description="CA bundle for mqtts://")
+    mqtt_protocol: str = Field(default="5", pattern=r"^(5|3\.1\.1)$", description="MQTT protocol version")
     mqtt_client_id: str = Field(default="parkenergy-collector", min_length=1, max_length=128)
     mqtt_share_group: str | None = Field(
         default=None, description="MQTT 5 shared-subscription group; collectors in one group split the stream"
@@ -118,7 +122,9 @@ class Settings(BaseSettings):
 
     @property
     def mqtt(self) -> MqttEndpoint | None:
-        return MqttEndpoint.parse(self.mqtt_url) if self.mqtt_url else None
+        if not self.mqtt_url:
+            return None
+        return MqttEndpoint.parse(self.mqtt_url, mqtt5=self.mqtt_protocol == "5")
 
     @classmethod
     def settings_customise_sources(

@@ -92,7 +92,8 @@ def broker(settings: Settings) -> Iterator[MqttEndpoint]:
     server.start()
     log.info("embedded MQTT broker at %s", server.url)
     try:
-        yield MqttEndpoint.parse(server.url)
+        # amqtt, the fallback when no mosquitto binary exists, speaks MQTT 3.1.1 only.
+        yield MqttEndpoint.parse(server.url, mqtt5=server.kind == "mosquitto")
     finally:
         server.stop()
 

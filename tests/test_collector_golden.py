@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 
 import psycopg
 
+from parkdata.settings import MqttEndpoint
+from parkenergy.embedded import EmbeddedBroker
 from tests.golden import load_cases
 from tests.harness import Publisher, collector_config, prepare_database, running_collector, wait_for
 
@@ -73,3 +77,23 @@ def test_redelivery_is_a_no_op_and_a_different_value_is_a_conflict(database_url:
         ).fetchall() == [(100.0, 101.0)]
         # the same bad message twice is one quarantine row: redelivery never doubles
         assert conn.execute("SELECT count(*) FROM ingest.quarantine").fetchone() == (1,)
+
+
+def test_collector_stores_through_the_pure_python_fallback_broker(database_url: str, tmp_path: Path) -> None:
+    """Without a mosquitto binary the embedded broker is amqtt, which speaks MQTT 3.1.1 only."""
+    prepare_database(database_url)
+    cases = [c for c in GOOD if c.stored] + BAD[:3]
+    with EmbeddedBroker(tmp_path / "amqtt", prefer_mosquitto=False) as fallback:
+        assert fallback.kind == "amqtt"
+        config = collector_config(database_url, fallback.url)
+        config = replace(config, mqtt=MqttEndpoint.parse(fallback.url, mqtt5=False))
+        with running_collector(config) as collector, Publisher(fallback.url) as pub:
+            pub.publish_all((c.topic, c.payload) for c in cases)
+            wait_for(lambda: collector.committed_messages >= len(cases), what="all messages committed")
+    expected_rows = {(c.enterprise, m, ts, v) for c in cases for m, ts, v in c.stored}
+    assert _stored(database_url) == expected_rows
+    with psycopg.connect(database_url) as conn:
+        reasons = sorted(r for (r,) in conn.execute("SELECT reason FROM ingest.quarantine"))
+    assert reasons == sorted(
+        [str(c.reason) for c in BAD[:3]] + [r for c in cases for _, r in c.quarantined_items]
+    )
