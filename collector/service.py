@@ -215,7 +215,7 @@ class Collector:
             metrics.queued.set(source.pending() + len(pending.deliveries))
             if stopping and not deliveries and pending.first_received is None:
                 return
-            if time.monotonic() - self._revision_checked > cfg.registry_refresh_s and not deliveries:
+            if time.monotonic() - self._revision_checked > cfg.registry_refresh_s:
                 try:
                     self._with_retry(self._refresh_registry, backoff)
                 except StopRequested:

@@ -15,16 +15,18 @@ BEGIN
 END $$;
 
 -- Collector: reads the registry, inserts readings, conflicts and quarantine,
--- keeps its counters. It cannot update or delete a reading.
+-- keeps its counters, marks quarantine rows as replayed (`parkenergy quarantine
+-- replay`). It cannot update or delete a reading.
 GRANT USAGE ON SCHEMA registry, ingest TO parkenergy_collector;
 GRANT SELECT ON ALL TABLES IN SCHEMA registry TO parkenergy_collector;
 GRANT SELECT, INSERT ON ingest.reading, ingest.reading_conflict, ingest.quarantine
     TO parkenergy_collector;
 GRANT SELECT, INSERT, UPDATE ON ingest.collector_stats, ingest.gateway_status TO parkenergy_collector;
 GRANT INSERT ON ingest.gateway_event TO parkenergy_collector;
+GRANT UPDATE (replayed_at, replay_result) ON ingest.quarantine TO parkenergy_collector;
 
 -- Analytics: reads everything raw and the registry; derived schemas grant it
--- write access as they are created. It may mark quarantine rows as replayed.
+-- write access as they are created.
 GRANT USAGE ON SCHEMA registry, ingest, api TO parkenergy_analytics;
 GRANT SELECT ON ALL TABLES IN SCHEMA registry, ingest, api TO parkenergy_analytics;
 
