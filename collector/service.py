@@ -126,6 +126,7 @@ class Collector:
         self._db_ok = False
         self._last_commit: datetime | None = None
         self._retries_since_commit = 0
+        self._batch_received: float | None = None
 
     # -- lifecycle -------------------------------------------------------
 
@@ -193,7 +194,7 @@ class Collector:
                 wait = max(0.0, pending.first_received + cfg.batch_latency_s - time.monotonic())
             else:
                 wait = 0.0 if stopping else 0.25
-            deliveries = source.take(2000, wait)
+            deliveries = source.take(500, wait)
             metrics.mqtt_connected.set(1 if source.connected else 0)
             for d in deliveries:
                 pending.add(d, self._classify(d))
@@ -234,25 +235,29 @@ class Collector:
 
     def _commit(self, pending: _Pending, backoff: Backoff) -> None:
         started = time.monotonic()
-        result = self._with_retry(self._write_isolating, backoff, pending.deliveries, pending.outcomes)
-        self.metrics.commit_seconds.observe(time.monotonic() - started)
-        self.metrics.batches.inc()
+        self._batch_received = pending.first_received
+        result = self._with_retry(
+            self._write_isolating, backoff, pending.deliveries, pending.outcomes, pending.batch
+        )
         self._source.ack(pending.deliveries)
         self._last_commit = datetime.now(UTC)
-        if pending.first_received is not None:
-            self.metrics.lag_seconds.set(time.monotonic() - pending.first_received)
         self.totals = self.totals + result
         self.committed_messages += len(pending.deliveries)
         m = self.metrics
+        m.commit_seconds.observe(time.monotonic() - started)
+        m.batches.inc()
+        if pending.first_received is not None:
+            m.lag_seconds.set(time.monotonic() - pending.first_received)
         m.messages.inc(len(pending.deliveries))
         m.readings.inc(
-            len(pending.batch.rows) + sum(1 for q in pending.batch.quarantine if q.item_index >= 0)
+            sum(len(o.rows) + sum(r.item_index >= 0 for r in o.rejections) for o in pending.outcomes)
         )
         m.stored.inc(result.stored)
         m.duplicates.inc(result.duplicates)
         m.conflicts.inc(result.conflicts)
-        for q in pending.batch.quarantine:
-            m.quarantined.labels(q.reason).inc()
+        for outcome in pending.outcomes:
+            for rejection in outcome.rejections:
+                m.quarantined.labels(rejection.reason.value).inc()
 
     # -- database --------------------------------------------------------
 
@@ -311,17 +316,25 @@ class Collector:
         conn: psycopg.Connection[tuple[object, ...]],
         deliveries: list[Delivery],
         outcomes: list[Outcome],
+        batch: Batch | None = None,
     ) -> WriteResult:
-        """Write all; on a permanent error, bisect down to the message the database refuses."""
-        batch = Batch()
-        for d, o in zip(deliveries, outcomes, strict=True):
-            batch.add(d.message, o)
+        """Write all; on a permanent error, bisect down to the message the database refuses.
+
+        ``batch`` is ``outcomes`` already assembled (the common case); sub-batches
+        are assembled here. Refused messages are replaced in ``outcomes`` by a
+        ``db.rejected`` rejection.
+        """
+        if batch is None:
+            batch = Batch()
+            for d, o in zip(deliveries, outcomes, strict=True):
+                batch.add(d.message, o)
+        received = self._batch_received
         stats = BatchStats(
             collector_id=self.config.client_id,
             started_at=self.started_at,
-            readings=len(batch.rows) + sum(1 for q in batch.quarantine if q.item_index >= 0),
+            readings=len(batch.rows) + sum(q.item_index >= 0 for q in batch.quarantine),
             db_retries=self._retries_since_commit,
-            lag_s=None,
+            lag_s=time.monotonic() - received if received is not None else None,
         )
         try:
             result = write_batch(conn, batch, stats)
