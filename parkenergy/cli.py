@@ -199,7 +199,8 @@ def collect(
         int | None, typer.Option(help="Readings per commit (env COLLECTOR_BATCH_SIZE).")
     ] = None,
     batch_latency_s: Annotated[
-        float | None, typer.Option(help="Longest wait before a commit, in seconds (env COLLECTOR_BATCH_LATENCY_S).")
+        float | None,
+        typer.Option(help="Longest wait before a commit, in seconds (env COLLECTOR_BATCH_LATENCY_S)."),
     ] = None,
     http_port: Annotated[
         int | None, typer.Option(help="Port of /healthz and /metrics; 0 picks one (env COLLECTOR_HTTP_PORT).")
