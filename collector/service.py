@@ -73,6 +73,10 @@ class CollectorConfig:
         )
 
 
+class QuarantineWriteError(RuntimeError):
+    """Even the quarantine row of a refused message cannot be written: an outage, not bad data."""
+
+
 class StopRequested(Exception):
     """Raised inside the retry loop when the collector must stop before it could commit."""
 
@@ -281,8 +285,8 @@ class Collector:
                 raise StopRequested
             try:
                 result = work(self._connection(), *args)
-            except (psycopg.Error, OSError) as exc:
-                if not is_transient(exc):
+            except (psycopg.Error, OSError, QuarantineWriteError) as exc:
+                if not isinstance(exc, QuarantineWriteError) and not is_transient(exc):
                     raise
                 self._db_ok = False
                 self.metrics.db_up.set(0)
@@ -344,6 +348,8 @@ class Collector:
             if is_transient(exc):
                 raise
             if len(deliveries) == 1:
+                if any(r.reason is Reason.DB_REJECTED for r in outcomes[0].rejections):
+                    raise QuarantineWriteError(f"cannot write to quarantine either: {exc}") from exc
                 log.error("database refused a message from %s: %s", deliveries[0].message.topic, exc)
                 refused = Outcome(
                     rejections=[

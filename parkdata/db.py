@@ -9,6 +9,9 @@ import psycopg
 # intervention (admin shutdown, cannot connect now), system error.
 # PostgreSQL manual, Appendix A "PostgreSQL Error Codes".
 TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
+# And single codes of other classes: read_only_sql_transaction (a standby after
+# failover, or a database set read-only), lock_not_available, object_in_use.
+TRANSIENT_SQLSTATES = frozenset({"25006", "55P03", "55006"})
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -18,7 +21,7 @@ def is_transient(exc: BaseException) -> bool:
         if sqlstate is None:
             # No SQLSTATE: the connection broke before the server could answer.
             return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
-        return sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES
+        return sqlstate[:2] in TRANSIENT_SQLSTATE_CLASSES or sqlstate in TRANSIENT_SQLSTATES
     return isinstance(exc, OSError)
 
 
