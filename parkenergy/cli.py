@@ -6,11 +6,12 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -32,6 +33,7 @@ from parkenergy.demo import run_demo
 from parkenergy.logs import configure_logging
 
 log = logging.getLogger("parkenergy")
+_Rows = TypeVar("_Rows")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -141,16 +143,7 @@ def registry_load(
     file: Annotated[Path, typer.Argument(help="CSV or XLSX registry file.", exists=True, dir_okay=False)],
 ) -> None:
     """Load (upsert) parks, enterprises and meters; nothing is loaded if any row is bad."""
-    url = services.database_url(_settings(ctx))
-    try:
-        registry = read_registry_file(file)
-        with connect(url) as conn:
-            summary = store_registry(conn, registry)
-    except RegistryFileError as exc:
-        for problem in exc.problems:
-            err_console.print(str(problem))
-        raise _fail(f"{len(exc.problems)} problems; nothing was loaded") from exc
-    console.print(str(summary))
+    _load_file(ctx, lambda: read_registry_file(file), store_registry)
 
 
 @registry_app.command("events")
@@ -159,11 +152,16 @@ def registry_events(
     file: Annotated[Path, typer.Argument(help="CSV or XLSX meter events file.", exists=True, dir_okay=False)],
 ) -> None:
     """Load meter events (replacements, multiplier changes, calibrations)."""
+    _load_file(ctx, lambda: read_meter_events_file(file), store_meter_events)
+
+
+def _load_file(ctx: typer.Context, read: Callable[[], _Rows], store: Callable[[Any, _Rows], object]) -> None:
+    """Read a file, store it in one transaction, and report every problem or the summary."""
     url = services.database_url(_settings(ctx))
     try:
-        rows = read_meter_events_file(file)
+        rows = read()
         with connect(url) as conn:
-            summary = store_meter_events(conn, rows)
+            summary = store(conn, rows)
     except RegistryFileError as exc:
         for problem in exc.problems:
             err_console.print(str(problem))
