@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -29,8 +30,9 @@ from parkdata.settings import MqttEndpoint
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(NamedTuple):
+    """A message and what acknowledging it needs (a named tuple: built per message)."""
+
     message: Message
     mid: int
     qos: int
@@ -54,8 +56,11 @@ class MqttSource:
     def __init__(self, endpoint: MqttEndpoint, options: SourceOptions) -> None:
         self._endpoint = endpoint
         self._options = options
-        self._queue: deque[Delivery] = deque()
-        self._ready = threading.Condition()
+        self._queue: deque[Delivery] = deque()  # appends and pops are thread-safe
+        self._wakeup = threading.Event()
+        self._waiting = False
+        self._settle_below = 200
+        self._settle_s = 0.005
         self._generation = 0
         self._connected = threading.Event()
         self._ack_lock = threading.Lock()
@@ -118,13 +123,23 @@ class MqttSource:
         return len(self._queue)
 
     def take(self, max_items: int, timeout_s: float) -> list[Delivery]:
-        """Up to ``max_items`` deliveries, waiting at most ``timeout_s`` for the first."""
-        with self._ready:
-            if not self._queue and timeout_s > 0:
-                self._ready.wait(timeout_s)
-            queue = self._queue
-            n = min(max_items, len(queue))
-            return [queue.popleft() for _ in range(n)]
+        """Up to ``max_items`` deliveries, waiting at most ``timeout_s`` for the first.
+
+        When only a few are queued, waits ``settle_s`` once more so that a busy
+        stream is drained in chunks rather than message by message (each wake-up
+        of this thread costs the network thread time).
+        """
+        queue = self._queue
+        if not queue and timeout_s > 0:
+            self._wakeup.clear()
+            self._waiting = True
+            if not queue:
+                self._wakeup.wait(timeout_s)
+            self._waiting = False
+        if 0 < len(queue) < self._settle_below:
+            time.sleep(self._settle_s)
+        n = min(max_items, len(queue))
+        return [queue.popleft() for _ in range(n)]
 
     def ack(self, deliveries: list[Delivery]) -> int:
         """Acknowledge committed deliveries; returns how many acks were sent.
@@ -166,9 +181,10 @@ class MqttSource:
         log.warning("MQTT disconnected: %s", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        delivery = Delivery(
-            Message(msg.topic, bytes(msg.payload), datetime.now(UTC)), msg.mid, msg.qos, self._generation
+        self._queue.append(
+            Delivery(
+                Message(msg.topic, bytes(msg.payload), datetime.now(UTC)), msg.mid, msg.qos, self._generation
+            )
         )
-        with self._ready:
-            self._queue.append(delivery)
-            self._ready.notify()
+        if self._waiting:
+            self._wakeup.set()

@@ -202,19 +202,15 @@ class Collector:
             metrics.mqtt_connected.set(1 if source.connected else 0)
             for d in deliveries:
                 pending.add(d, self._classify(d))
+                if pending.size >= cfg.batch_size:  # bounds a transaction, and memory
+                    if not self._flush(pending, backoff):
+                        return
+                    pending = _Pending()
             due = pending.first_received is not None and (
-                pending.size >= cfg.batch_size
-                or stopping
-                or time.monotonic() >= pending.first_received + cfg.batch_latency_s
+                stopping or time.monotonic() >= pending.first_received + cfg.batch_latency_s
             )
             if due:
-                try:
-                    self._commit(pending, backoff)
-                except StopRequested:
-                    log.warning(
-                        "stopping with %d messages uncommitted; the broker will redeliver them",
-                        len(pending.deliveries),
-                    )
+                if not self._flush(pending, backoff):
                     return
                 pending = _Pending()
             metrics.queued.set(source.pending() + len(pending.deliveries))
@@ -225,6 +221,18 @@ class Collector:
                     self._with_retry(self._refresh_registry, backoff)
                 except StopRequested:
                     return
+
+    def _flush(self, pending: _Pending, backoff: Backoff) -> bool:
+        """Commit and acknowledge ``pending``; False when asked to stop before it could commit."""
+        try:
+            self._commit(pending, backoff)
+        except StopRequested:
+            log.warning(
+                "stopping with %d messages uncommitted; the broker will redeliver them",
+                len(pending.deliveries),
+            )
+            return False
+        return True
 
     def _classify(self, delivery: Delivery) -> Outcome:
         try:

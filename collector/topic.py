@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 _CODE = re.compile(r"^[0-9A-Za-z_.-]+$")
 
@@ -49,6 +50,12 @@ class Topic:
         if last.startswith("_") or not _CODE.match(last):
             raise TopicError(f"bad meter code {last!r}")
         return cls(enterprise, TopicKind.METER, last)
+
+
+@lru_cache(maxsize=1 << 16)
+def parse_topic(topic: str, prefix: str) -> Topic:
+    """:meth:`Topic.parse`, remembered: a park has a few thousand topics, each seen again and again."""
+    return Topic.parse(topic, prefix)
 
 
 def subscription(prefix: str, share_group: str | None) -> str:
