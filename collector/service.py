@@ -11,6 +11,7 @@ the stream.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -131,6 +132,8 @@ class Collector:
         self._last_commit: datetime | None = None
         self._retries_since_commit = 0
         self._batch_received: float | None = None
+        self._batches: queue.Queue[_Pending | None] = queue.Queue(maxsize=2)
+        self._writer_error: BaseException | None = None
 
     # -- lifecycle -------------------------------------------------------
 
@@ -164,17 +167,25 @@ class Collector:
         )
         backoff = Backoff(self.config.retry_initial_s, self.config.retry_max_s)
         try:
-            self._with_retry(self._refresh_registry, backoff, force=True)
+            self._with_retry(self._refresh_registry, backoff)
         except StopRequested:
             return self.totals
+        writer = threading.Thread(
+            target=self._writer_main, args=(backoff,), name="collector-writer", daemon=True
+        )
+        writer.start()
         self._source.start()
         try:
-            self._loop(backoff)
+            self._loop(writer)
         finally:
+            self._handoff(None, writer)
+            writer.join()
             self._source.stop()
             self.metrics.mqtt_connected.set(0)
             if self._conn is not None:
                 self._conn.close()
+        if self._writer_error is not None:
+            raise self._writer_error
         log.info(
             "collector %s stopped: %d stored, %d duplicates, %d conflicts, %d quarantined",
             self.config.client_id,
@@ -187,12 +198,17 @@ class Collector:
 
     # -- the loop --------------------------------------------------------
 
-    def _loop(self, backoff: Backoff) -> None:
+    def _loop(self, writer: threading.Thread) -> None:
+        """Receive and classify; hand each due batch to the writer thread.
+
+        Classifying the next batch overlaps with the database working on the
+        previous one. At most two batches wait beyond the one being built.
+        """
         cfg = self.config
         pending = _Pending()
         source = self._source
         metrics = self.metrics
-        while True:
+        while writer.is_alive():
             stopping = self.stop_event.is_set()
             if pending.first_received is not None:
                 wait = max(0.0, pending.first_received + cfg.batch_latency_s - time.monotonic())
@@ -203,36 +219,55 @@ class Collector:
             for d in deliveries:
                 pending.add(d, self._classify(d))
                 if pending.size >= cfg.batch_size:  # bounds a transaction, and memory
-                    if not self._flush(pending, backoff):
+                    if not self._handoff(pending, writer):
                         return
                     pending = _Pending()
             due = pending.first_received is not None and (
                 stopping or time.monotonic() >= pending.first_received + cfg.batch_latency_s
             )
             if due:
-                if not self._flush(pending, backoff):
+                if not self._handoff(pending, writer):
                     return
                 pending = _Pending()
             metrics.queued.set(source.pending() + len(pending.deliveries))
             if stopping and not deliveries and pending.first_received is None:
                 return
-            if time.monotonic() - self._revision_checked > cfg.registry_refresh_s:
-                try:
-                    self._with_retry(self._refresh_registry, backoff)
-                except StopRequested:
-                    return
 
-    def _flush(self, pending: _Pending, backoff: Backoff) -> bool:
-        """Commit and acknowledge ``pending``; False when asked to stop before it could commit."""
+    def _handoff(self, pending: _Pending | None, writer: threading.Thread) -> bool:
+        """Queue a batch (``None``: the end) for the writer; False if the writer has ended."""
+        while writer.is_alive():
+            try:
+                self._batches.put(pending, timeout=0.1)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def _writer_main(self, backoff: Backoff) -> None:
+        """The writer thread: commit and acknowledge batches in order; refresh the registry."""
+        cfg = self.config
         try:
-            self._commit(pending, backoff)
+            while True:
+                try:
+                    pending = self._batches.get(timeout=cfg.registry_refresh_s)
+                except queue.Empty:
+                    pending = _Pending()
+                if pending is None:
+                    return
+                if pending.deliveries:
+                    self._commit(pending, backoff)
+                if time.monotonic() - self._revision_checked > cfg.registry_refresh_s:
+                    self._with_retry(self._refresh_registry, backoff)
         except StopRequested:
             log.warning(
-                "stopping with %d messages uncommitted; the broker will redeliver them",
-                len(pending.deliveries),
+                "stopping with %d batches uncommitted; the broker will redeliver them",
+                self._batches.qsize() + 1,
             )
-            return False
-        return True
+        except BaseException as exc:
+            self._writer_error = exc
+            log.exception("collector writer failed")
+        finally:
+            self.stop_event.set()
 
     def _classify(self, delivery: Delivery) -> Outcome:
         try:
@@ -282,15 +317,13 @@ class Collector:
             )
         return self._conn
 
-    def _with_retry(self, work: Callable[..., _T], backoff: Backoff, *args: Any, force: bool = False) -> _T:
+    def _with_retry(self, work: Callable[..., _T], backoff: Backoff, *args: Any) -> _T:
         """Run ``work(conn, *args)`` until it succeeds; transient errors wait and retry.
 
-        Raises :class:`StopRequested` when asked to stop while the database is
-        unreachable (unless ``force``: then the first attempt always runs).
+        Always makes one attempt; raises :class:`StopRequested` when asked to
+        stop after an attempt failed (the database is unreachable).
         """
         while True:
-            if self.stop_event.is_set() and backoff.attempts and not force:
-                raise StopRequested
             try:
                 result = work(self._connection(), *args)
             except (psycopg.Error, OSError, QuarantineWriteError) as exc:
@@ -304,7 +337,7 @@ class Collector:
                     self._conn.close()
                 delay = backoff.next_delay_s()
                 log.warning("database unavailable (%s); retry %d in %.1f s", exc, backoff.attempts, delay)
-                if self.stop_event.wait(delay) and not force:
+                if self.stop_event.is_set() or self.stop_event.wait(delay):
                     raise StopRequested from exc
                 continue
             backoff.reset()
