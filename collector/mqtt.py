@@ -178,7 +178,10 @@ class MqttSource:
         self, client: mqtt.Client, userdata: Any, flags: mqtt.DisconnectFlags, reason: ReasonCode, props: Any
     ) -> None:
         self._connected.clear()
-        log.warning("MQTT disconnected: %s", reason)
+        if reason.is_failure:
+            log.warning("MQTT disconnected: %s; reconnecting", reason)
+        else:
+            log.info("MQTT disconnected")
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         self._queue.append(
