@@ -21,6 +21,7 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from parkdata.settings import MqttEndpoint
+from tests.harness import wait_for
 
 E1 = "91420700MA49ABCD1X"
 E2 = "91420704MA4A0PQR2Y"
@@ -198,7 +199,7 @@ class Db:
     def wait_complete(self, stream_good: int, stream_bad: int, timeout_s: float, what: str = "") -> float:
         """Poll until the counts reach the expected totals; returns the seconds waited."""
         started = time.monotonic()
-        wait_until(
+        wait_for(
             lambda: self.readings() >= stream_good and self.quarantined() >= stream_bad,
             timeout_s,
             lambda: (
@@ -208,21 +209,6 @@ class Db:
             interval_s=0.1,
         )
         return time.monotonic() - started
-
-
-def wait_until(
-    predicate: Callable[[], bool],
-    timeout_s: float,
-    describe: Callable[[], str] | str = "condition",
-    interval_s: float = 0.02,
-) -> None:
-    """Poll ``predicate``; on timeout fail with ``describe()`` (evaluated only then)."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            text = describe() if callable(describe) else describe
-            raise AssertionError(f"timed out after {timeout_s} s: {text}")
-        time.sleep(interval_s)
 
 
 # -- the publisher ---------------------------------------------------------------
@@ -324,7 +310,7 @@ class ResilientPublisher:
                 delay = started + n / rate_per_s - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-            wait_until(lambda: self.unacked() < 2000, 60, "publisher backlog below 2000")
+            wait_for(lambda: self.unacked() < 2000, 60, "publisher backlog below 2000")
             self.publish(topic_, payload)
 
     def drain(self, timeout_s: float = 60.0, grace_s: float = 3.0) -> None:

@@ -104,12 +104,19 @@ class Publisher:
         self.close()
 
 
-def wait_for(predicate: Callable[[], bool], timeout_s: float = 30.0, what: str = "condition") -> None:
+def wait_for(
+    predicate: Callable[[], bool],
+    timeout_s: float = 30.0,
+    what: Callable[[], str] | str = "condition",
+    interval_s: float = 0.05,
+) -> None:
+    """Poll ``predicate``; on timeout fail saying ``what`` (a callable is evaluated only then)."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        time.sleep(0.05)
+            text = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {text}")
+        time.sleep(interval_s)
 
 
 def scalar(url: str, query: str, params: tuple[object, ...] = ()) -> Any:

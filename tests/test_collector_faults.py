@@ -29,7 +29,7 @@ from tests.faults_support import (
     ResilientPublisher,
     make_stream,
     topic,
-    wait_until,
+    wait_for,
     warm_up,
 )
 from tests.harness import collector_config, prepare_database, running_collector
@@ -59,7 +59,7 @@ def test_kill_9_of_the_collector_mid_stream_loses_and_doubles_nothing(
             publishing = Background(
                 lambda: pub.publish_all(stream.messages[1:], rate_per_s=400), "publisher-kill9"
             )
-            wait_until(lambda: db.readings() >= total // 3, 60, lambda: f"a third stored\n{proc.log()}")
+            wait_for(lambda: db.readings() >= total // 3, 60, lambda: f"a third stored\n{proc.log()}")
             proc.kill()
             at_kill = db.readings()
             assert at_kill < total, "the stream was already stored when the collector was killed"
@@ -103,17 +103,15 @@ def test_postgres_down_for_10_s_mid_stream_is_retried_and_loses_nothing(
             publishing = Background(
                 lambda: pub.publish_all(stream.messages[1:], rate_per_s=150), "publisher-pg"
             )
-            wait_until(lambda: db.readings() >= total // 3, 60, "a third stored")
+            wait_for(lambda: db.readings() >= total // 3, 60, "a third stored")
             at_stop = db.readings()
             db.close()
             pg_private.stop()
             down_at = time.monotonic()
             committed_at_stop = collector.committed_messages
-            wait_until(
-                lambda: collector.health()["database_ok"] is False, 10, "collector noticing the outage"
-            )
+            wait_for(lambda: collector.health()["database_ok"] is False, 10, "collector noticing the outage")
             retries = collector.metrics.registry.get_sample_value
-            wait_until(
+            wait_for(
                 lambda: (retries("parkenergy_collector_db_retries_total") or 0) >= 2,
                 10,
                 "collector retrying",
@@ -128,7 +126,7 @@ def test_postgres_down_for_10_s_mid_stream_is_retried_and_loses_nothing(
             publishing.join(60)
             pub.drain(60)
             waited = db.wait_complete(total, len(stream.bad), 60, "after the outage")
-            wait_until(lambda: collector.health()["database_ok"] is True, 10, "collector healthy again")
+            wait_for(lambda: collector.health()["database_ok"] is True, 10, "collector healthy again")
             retries_total = retries("parkenergy_collector_db_retries_total")
         assert retries_total is not None and retries_total > 0
         db_retries = db.scalar("SELECT db_retries FROM api.collector_stats WHERE collector_id = 'fault-pg'")
@@ -166,7 +164,7 @@ def test_mosquitto_restart_mid_stream_loses_nothing(
             publishing = Background(
                 lambda: pub.publish_all(stream.messages[1:], rate_per_s=200), "publisher-broker"
             )
-            wait_until(lambda: db.readings() >= total // 3, 60, "a third stored")
+            wait_for(lambda: db.readings() >= total // 3, 60, "a third stored")
             at_restart = db.readings()
             port = broker.port
             broker.restart()
@@ -243,7 +241,7 @@ def test_a_row_the_database_refuses_is_quarantined_alone_and_the_stream_goes_on(
             pub.drain(60)
             published_at = time.monotonic()
             db.wait_complete(len(stream.good), len(stream.bad) + 1, 30, "stream around a refused row")
-            wait_until(lambda: collector.committed_messages >= len(messages), 10, "every message committed")
+            wait_for(lambda: collector.committed_messages >= len(messages), 10, "every message committed")
             settled_s = time.monotonic() - published_at
         db.assert_exact(
             stream.good, stream.bad, extra_bad=frozenset({(refused_topic, "db.rejected", refused)})
@@ -273,7 +271,7 @@ def test_sigterm_while_messages_flow_exits_0_and_a_restart_completes_exactly(
             publishing = Background(
                 lambda: pub.publish_all(stream.messages[1:], rate_per_s=150), "publisher-sigterm"
             )
-            wait_until(lambda: db.readings() >= total // 3, 60, lambda: f"a third stored\n{proc.log()}")
+            wait_for(lambda: db.readings() >= total // 3, 60, lambda: f"a third stored\n{proc.log()}")
             assert not publishing.done.is_set(), "the publisher had finished: nothing was flowing"
             code, seconds = proc.terminate(10)
             at_stop = db.readings()
@@ -321,7 +319,7 @@ def test_a_read_only_database_is_an_outage_not_a_bad_message(database_url: str, 
             pub.publish_all(stream.messages[1:])
             pub.drain(30)
             retries = runner.collector.metrics.registry.get_sample_value
-            wait_until(
+            wait_for(
                 lambda: (
                     runner.crash is not None or (retries("parkenergy_collector_db_retries_total") or 0) >= 5
                 ),
