@@ -9,6 +9,7 @@ which bounds the collector's memory whatever the backlog.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -152,10 +153,26 @@ class MqttSource:
         with self._ack_lock:
             generation = self._generation
             client = self._client
-            for d in deliveries:
-                if d.qos and d.generation == generation:
-                    client.ack(d.mid, d.qos)
-                    sent += 1
+            # paho wakes its network thread (a byte on a socket pair) for every
+            # queued packet, and that thread then takes the GIL from ours once per
+            # ack. Queue the batch's acks without waking it, then wake it once.
+            # The socket pair is paho 2.x's private attribute: without it, acks
+            # go out one wake-up each, as paho does by itself.
+            wake = getattr(client, "_sockpairW", None)
+            if wake is not None:
+                client._sockpairW = None
+            try:
+                for d in deliveries:
+                    if d.qos and d.generation == generation:
+                        client.ack(d.mid, d.qos)
+                        sent += 1
+            finally:
+                if wake is not None:
+                    if client._sockpairW is None:
+                        client._sockpairW = wake
+                    if sent:
+                        with contextlib.suppress(OSError):  # full: a wake-up is pending anyway
+                            wake.send(b"0")
         return sent
 
     # paho callbacks: run on paho's network thread; convert and enqueue only.

@@ -8,9 +8,11 @@ digest), so the broker may redeliver whatever was not acknowledged.
 from __future__ import annotations
 
 import hashlib
+import struct
+import weakref
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 
@@ -42,6 +44,19 @@ def _is_utf8(payload: bytes) -> bool:
     return True
 
 
+# One staging row in PostgreSQL's binary COPY format: 4 fields, each length-prefixed:
+# ord int4, meter_id int4, ts int8 [µs since 2000-01-01 UTC], value float8.
+# (PostgreSQL manual, COPY, "Binary Format".) Encoding here, as rows are classified,
+# leaves the writer thread only bytes to send: psycopg's per-row write_row on the
+# writer thread made it compete with the classifying loop for the GIL (measured,
+# see docs/benchmarks.md).
+_COPY_ROW = struct.Struct(">hiiiiiqid")
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\0" + bytes(8)  # signature, flags, header extension length
+_COPY_TRAILER = b"\xff\xff"
+
+
 @dataclass(slots=True)
 class Batch:
     """Classified messages waiting for one commit."""
@@ -50,6 +65,8 @@ class Batch:
     quarantine: list[QuarantineRow] = field(default_factory=list)
     statuses: list[tuple[int, str, datetime]] = field(default_factory=list)
     messages: int = 0
+    copy_data: bytearray = field(default_factory=bytearray)
+    """``rows`` as binary COPY rows with their ``ord``, encoded as they are added."""
     _offsets: list[int] = field(default_factory=list)
     _topics: list[str] = field(default_factory=list)
 
@@ -58,6 +75,13 @@ class Batch:
         if outcome.rows:
             self._offsets.append(len(self.rows))
             self._topics.append(message.topic)
+            base, pack, epoch, us = len(self.rows), _COPY_ROW.pack, _PG_EPOCH, _ONE_US
+            self.copy_data += b"".join(
+                [
+                    pack(4, 4, base + i, 4, meter_id, 8, (ts - epoch) // us, 8, value)
+                    for i, (meter_id, ts, value) in enumerate(outcome.rows)
+                ]
+            )
             self.rows.extend(outcome.rows)
         if outcome.status is not None:
             self.statuses.append((*outcome.status, message.received_at))
@@ -113,6 +137,9 @@ CREATE TEMP TABLE IF NOT EXISTS staging_reading (
     ord integer NOT NULL, meter_id integer NOT NULL, ts timestamptz NOT NULL, value float8 NOT NULL
 ) ON COMMIT DELETE ROWS
 """
+
+_staged: weakref.WeakSet[psycopg.Connection[tuple[object, ...]]] = weakref.WeakSet()
+"""Connections whose session has the staging table (created by a committed transaction)."""
 
 _INSERT = """
 INSERT INTO ingest.reading (meter_id, ts, value)
@@ -173,7 +200,7 @@ def write_batch(
     Raises psycopg errors unchanged; the caller classifies them (``parkdata.db``).
     """
     with conn.transaction(), conn.cursor() as cur:
-        result = _write_rows(cur, batch)
+        result = _write_rows(cur, batch, staged=conn in _staged)
         quarantined = _write_quarantine(cur, batch.quarantine, stats.collector_id if stats else "replay")
         for enterprise_id, status, received_at in batch.statuses:
             cur.execute(_UPSERT_STATUS, (enterprise_id, status, received_at))
@@ -196,21 +223,23 @@ def write_batch(
                     stats.lag_s,
                 ),
             )
+    if batch.rows and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        _staged.add(conn)  # committed, not a savepoint: the temp table stays for the session
     return result
 
 
-def _write_rows(cur: psycopg.Cursor[tuple[object, ...]], batch: Batch) -> WriteResult:
+def _write_rows(cur: psycopg.Cursor[tuple[object, ...]], batch: Batch, staged: bool) -> WriteResult:
     rows = batch.rows
     if not rows:
         return WriteResult()
-    cur.execute(_STAGING)
+    if not staged:
+        cur.execute(_STAGING)
     with cur.copy(
         "COPY pg_temp.staging_reading (ord, meter_id, ts, value) FROM STDIN (FORMAT BINARY)"
     ) as copy:
-        copy.set_types(["int4", "int4", "timestamptz", "float8"])
-        write_row = copy.write_row
-        for ord_, row in enumerate(rows):
-            write_row((ord_, *row))
+        copy.write(_COPY_HEADER)
+        copy.write(batch.copy_data)
+        copy.write(_COPY_TRAILER)
     cur.execute(_INSERT)
     stored = cur.rowcount
     if stored == len(rows):
