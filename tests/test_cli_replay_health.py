@@ -121,7 +121,8 @@ def _get(url: str) -> tuple[int, str]:
         with urllib.request.urlopen(url, timeout=5) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+        with exc:  # an HTTPError holds the open response: close it, or gc warns later
+            return exc.code, exc.read().decode()
 
 
 def test_health_and_metrics_endpoints(database_url: str, mqtt_url: str) -> None:
