@@ -499,6 +499,7 @@ class EmbeddedPostgres:
         """Stop the server (``pg_ctl stop -m fast``) and wait until it is gone."""
         if not self.is_running():
             return
+        port = _read_int(self.data_dir / PG_PORT_FILE) if self._port is None else self._port
         offset = _log_size(self.log_path)
         result = self._run(
             [
@@ -525,7 +526,7 @@ class EmbeddedPostgres:
         if self.socket_dir != self.data_dir:
             with contextlib.suppress(OSError):
                 self.socket_dir.rmdir()  # empty once the server removed its socket
-        logger.info("stopped PostgreSQL on port %s (%s)", self._port, self.data_dir)
+        logger.info("stopped PostgreSQL on port %s (%s)", port, self.data_dir)
 
     def kill(self, timeout_s: float = 10.0) -> None:
         """SIGKILL the postmaster and its children: a crash, for fault tests.
