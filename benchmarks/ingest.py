@@ -512,7 +512,7 @@ def writer_only(bench: Bench, all_rows: list[Row]) -> Result:
             batch = Batch()
             for s in range(start, min(start + size, len(all_rows)), per_message):
                 batch.add(Message("t", b"", now), Outcome(rows=all_rows[s : s + per_message]))
-            write_batch(conn, batch, BatchStats("bench-writer", now, len(batch.rows), 0, None))
+            write_batch(conn, batch, BatchStats("bench-writer", now, batch.readings, 0, None))
         seconds = time.monotonic() - t0
         used = cpu.stop()
     stored = count_readings(bench.url)

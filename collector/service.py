@@ -100,7 +100,7 @@ class _Pending:
 
     @property
     def size(self) -> int:
-        return len(self.batch.rows) + len(self.batch.quarantine) + len(self.batch.statuses)
+        return self.batch.row_count + len(self.batch.quarantine) + len(self.batch.statuses)
 
 
 class Collector:
@@ -305,9 +305,7 @@ class Collector:
         if pending.first_received is not None:
             m.lag_seconds.set(time.monotonic() - pending.first_received)
         m.messages.inc(len(pending.deliveries))
-        m.readings.inc(
-            sum(len(o.rows) + sum(r.item_index >= 0 for r in o.rejections) for o in pending.outcomes)
-        )
+        m.readings.inc(pending.batch.readings)
         m.stored.inc(result.stored)
         m.duplicates.inc(result.duplicates)
         m.conflicts.inc(result.conflicts)
@@ -386,7 +384,7 @@ class Collector:
         stats = BatchStats(
             collector_id=self.config.client_id,
             started_at=self.started_at,
-            readings=len(batch.rows) + sum(q.item_index >= 0 for q in batch.quarantine),
+            readings=batch.readings,
             db_retries=self._retries_since_commit,
             lag_s=time.monotonic() - received if received is not None else None,
         )

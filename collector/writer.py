@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from collector.validate import Message, Outcome, Row
+from collector.validate import Message, Outcome
 
 
 @dataclass(slots=True)
@@ -61,28 +61,29 @@ _COPY_TRAILER = b"\xff\xff"
 class Batch:
     """Classified messages waiting for one commit."""
 
-    rows: list[Row] = field(default_factory=list)
+    row_count: int = 0
+    """Readings to store: encoded in ``copy_data``, not kept as tuples."""
     quarantine: list[QuarantineRow] = field(default_factory=list)
     statuses: list[tuple[int, str, datetime]] = field(default_factory=list)
     messages: int = 0
     copy_data: bytearray = field(default_factory=bytearray)
-    """``rows`` as binary COPY rows with their ``ord``, encoded as they are added."""
+    """The readings as binary COPY rows with their ``ord``, encoded as they are added."""
     _offsets: list[int] = field(default_factory=list)
     _topics: list[str] = field(default_factory=list)
 
     def add(self, message: Message, outcome: Outcome) -> None:
         self.messages += 1
         if outcome.rows:
-            self._offsets.append(len(self.rows))
+            base, pack, epoch, us = self.row_count, _COPY_ROW.pack, _PG_EPOCH, _ONE_US
+            self._offsets.append(base)
             self._topics.append(message.topic)
-            base, pack, epoch, us = len(self.rows), _COPY_ROW.pack, _PG_EPOCH, _ONE_US
             self.copy_data += b"".join(
                 [
                     pack(4, 4, base + i, 4, meter_id, 8, (ts - epoch) // us, 8, value)
                     for i, (meter_id, ts, value) in enumerate(outcome.rows)
                 ]
             )
-            self.rows.extend(outcome.rows)
+            self.row_count += len(outcome.rows)
         if outcome.status is not None:
             self.statuses.append((*outcome.status, message.received_at))
         if outcome.rejections:
@@ -100,6 +101,11 @@ class Batch:
                         digest,
                     )
                 )
+
+    @property
+    def readings(self) -> int:
+        """Readings received: stored or not, plus the batch items quarantined one by one."""
+        return self.row_count + sum(q.item_index >= 0 for q in self.quarantine)
 
     def topic_of_row(self, index: int) -> str:
         return self._topics[bisect_right(self._offsets, index) - 1]
@@ -223,14 +229,14 @@ def write_batch(
                     stats.lag_s,
                 ),
             )
-    if batch.rows and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+    if batch.row_count and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
         _staged.add(conn)  # committed, not a savepoint: the temp table stays for the session
     return result
 
 
 def _write_rows(cur: psycopg.Cursor[tuple[object, ...]], batch: Batch, staged: bool) -> WriteResult:
-    rows = batch.rows
-    if not rows:
+    count = batch.row_count
+    if not count:
         return WriteResult()
     if not staged:
         cur.execute(_STAGING)
@@ -242,7 +248,7 @@ def _write_rows(cur: psycopg.Cursor[tuple[object, ...]], batch: Batch, staged: b
         copy.write(_COPY_TRAILER)
     cur.execute(_INSERT)
     stored = cur.rowcount
-    if stored == len(rows):
+    if stored == count:
         return WriteResult(stored=stored)
     conflicts = cur.execute(_CONFLICTS).fetchall()
     new_conflicts = 0
@@ -252,7 +258,7 @@ def _write_rows(cur: psycopg.Cursor[tuple[object, ...]], batch: Batch, staged: b
             [(meter_id, ts, value, batch.topic_of_row(int(str(o)))) for o, meter_id, ts, value in conflicts],
         )
         new_conflicts = len(conflicts)
-    return WriteResult(stored=stored, duplicates=len(rows) - stored - new_conflicts, conflicts=new_conflicts)
+    return WriteResult(stored=stored, duplicates=count - stored - new_conflicts, conflicts=new_conflicts)
 
 
 def _write_quarantine(
