@@ -55,5 +55,15 @@ CARRIERS: dict[str, Carrier] = {
         _carrier("fuel_oil", "燃料油", "Fuel oil", _M, _MF),
         _carrier("lpg", "液化石油气", "LPG", _M, _MF),
         _carrier("water", "水", "Water", _V, _M, _VF),
+        _carrier("washed_coal", "洗精煤", "Washed coal", _M, _MF),
+        _carrier("crude_oil", "原油", "Crude oil", _M, _MF),
+        _carrier("kerosene", "煤油", "Kerosene", _M, _V, _MF),
+        _carrier("coke_oven_gas", "焦炉煤气", "Coke-oven gas", _V, _VF),
+        _carrier("blast_furnace_gas", "高炉煤气", "Blast-furnace gas", _V, _VF),
+        _carrier("softened_water", "软化水", "Softened water", _V, _M, _VF, _MF),
+        _carrier("deaerated_water", "除氧水", "Deaerated water", _V, _M, _VF, _MF),
+        _carrier("compressed_air", "压缩空气", "Compressed air", _V, _VF),
+        _carrier("oxygen", "氧气", "Oxygen", _V, _VF),
+        _carrier("nitrogen", "氮气", "Nitrogen", _V, _VF),
     )
 }

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
@@ -29,13 +25,12 @@ from parkdata.registry_file import RegistryFileError, read_meter_events_file, re
 from parkdata.registry_store import list_meters, store_meter_events, store_registry
 from parkdata.settings import Settings, SettingsError, load_settings
 from parkenergy import services
+from parkenergy.clikit import Context, console, err_console, fail, print_rows, settings_of
 from parkenergy.demo import run_demo
 from parkenergy.logs import configure_logging
 
 log = logging.getLogger("parkenergy")
 _Rows = TypeVar("_Rows")
-console = Console()
-err_console = Console(stderr=True)
 
 app = typer.Typer(
     help="parkenergy: energy and carbon monitoring of the enterprises in industrial parks.",
@@ -51,22 +46,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(registry_app, name="registry")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(embedded_app, name="embedded")
-
-
-@dataclass(slots=True)
-class Context:
-    settings: Settings
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    obj = ctx.find_object(Context)
-    assert obj is not None
-    return obj.settings
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
 
 
 @app.callback()
@@ -86,7 +65,7 @@ def _main(
     try:
         settings = load_settings(config, log_level=log_level, log_format=log_format)
     except SettingsError as exc:
-        raise _fail(f"bad settings: {exc}", 2) from exc
+        raise fail(f"bad settings: {exc}", 2) from exc
     configure_logging(settings.log_level, settings.log_format)
     ctx.obj = Context(settings)
 
@@ -103,13 +82,13 @@ def db_migrate(
     ] = TimescaleMode.AUTO,
 ) -> None:
     """Apply the packaged schema migrations (idempotent, recorded in parkenergy_meta.migration)."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     url = settings.database_url or services.database(settings).url
     try:
         with connect(url, autocommit=True) as conn:
             report = migrate(conn, timescaledb)
     except MigrationError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     for m in report.applied:
         console.print(f"applied {m.version:04d}_{m.name}")
     flavour = "TimescaleDB" if report.timescaledb else "plain PostgreSQL"
@@ -122,7 +101,7 @@ def db_migrate(
 @db_app.command("status")
 def db_status(ctx: typer.Context) -> None:
     """Show applied and pending migrations."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     url = settings.database_url or services.database(settings).url
     with connect(url, autocommit=True) as conn:
         missing = {m.version for m in pending(conn)}
@@ -157,7 +136,7 @@ def registry_events(
 
 def _load_file(ctx: typer.Context, read: Callable[[], _Rows], store: Callable[[Any, _Rows], object]) -> None:
     """Read a file, store it in one transaction, and report every problem or the summary."""
-    url = services.database_url(_settings(ctx))
+    url = services.database_url(settings_of(ctx))
     try:
         rows = read()
         with connect(url) as conn:
@@ -165,7 +144,7 @@ def _load_file(ctx: typer.Context, read: Callable[[], _Rows], store: Callable[[A
     except RegistryFileError as exc:
         for problem in exc.problems:
             err_console.print(str(problem))
-        raise _fail(f"{len(exc.problems)} problems; nothing was loaded") from exc
+        raise fail(f"{len(exc.problems)} problems; nothing was loaded") from exc
     console.print(str(summary))
 
 
@@ -177,10 +156,10 @@ def registry_list(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
 ) -> None:
     """Show the registered meters."""
-    url = services.database_url(_settings(ctx))
+    url = services.database_url(settings_of(ctx))
     with connect(url) as conn:
         meters = list_meters(conn, park_code=park, enterprise_code=enterprise)
-    _print_rows([m.as_dict() for m in meters], as_json, title="meters")
+    print_rows([m.as_dict() for m in meters], as_json, title="meters")
 
 
 # -- collector ---------------------------------------------------------------
@@ -205,7 +184,7 @@ def collect(
     ] = None,
 ) -> None:
     """Receive readings over MQTT and store them; runs until SIGTERM or Ctrl-C."""
-    base = _settings(ctx)
+    base = settings_of(ctx)
     settings = Settings.model_validate(
         {
             **base.model_dump(),
@@ -225,7 +204,7 @@ def collect(
     try:
         url = services.database_url(settings)
     except services.NotReadyError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     with services.broker(settings) as endpoint:
         collector = Collector(CollectorConfig.from_settings(settings, url, endpoint))
         health = HealthServer(
@@ -263,7 +242,7 @@ def quarantine_list(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
 ) -> None:
     """Show quarantined messages, newest first, or counts by reason."""
-    url = services.database_url(_settings(ctx))
+    url = services.database_url(settings_of(ctx))
     with connect(url, autocommit=True) as conn:
         if summary:
             cur = conn.execute(
@@ -281,7 +260,7 @@ def quarantine_list(
             )
         names = [d.name for d in cur.description or []]
         rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-    _print_rows(rows, as_json, title="quarantine")
+    print_rows(rows, as_json, title="quarantine")
 
 
 @quarantine_app.command("replay")
@@ -293,7 +272,7 @@ def quarantine_replay(
     ] = False,
 ) -> None:
     """Re-validate quarantined messages against the current registry and store what now passes."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     url = services.database_url(settings)
     limits = Limits(
         prefix=settings.mqtt_topic_prefix,
@@ -325,14 +304,14 @@ def quarantine_replay(
 @embedded_app.command("start")
 def embedded_start(ctx: typer.Context) -> None:
     """Start (or attach to) the embedded PostgreSQL and migrate it; prints its URL."""
-    db = services.database(_settings(ctx).model_copy(update={"database_url": None}))
+    db = services.database(settings_of(ctx).model_copy(update={"database_url": None}))
     console.print(db.url)
 
 
 @embedded_app.command("stop")
 def embedded_stop(ctx: typer.Context) -> None:
     """Stop the embedded PostgreSQL if it runs."""
-    server = services.embedded_postgres(_settings(ctx))
+    server = services.embedded_postgres(settings_of(ctx))
     if server.is_running():
         server.stop()
         console.print("stopped")
@@ -343,7 +322,7 @@ def embedded_stop(ctx: typer.Context) -> None:
 @embedded_app.command("status")
 def embedded_status(ctx: typer.Context) -> None:
     """Say whether the embedded PostgreSQL runs, and where its data is."""
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     server = services.embedded_postgres(settings)
     state = f"running at {server.url}" if server.is_running() else "not running"
     console.print(f"PostgreSQL data: {settings.parkenergy_home / 'postgres'} ({state})")
@@ -361,24 +340,7 @@ def demo(
     ] = False,
 ) -> None:
     """Run the whole ingestion path on embedded servers with an example park, then summarise."""
-    run_demo(_settings(ctx), console, days=days, keep_running=keep_running)
-
-
-# -- output ------------------------------------------------------------------
-
-
-def _print_rows(rows: list[dict[str, object]], as_json: bool, title: str) -> None:
-    if as_json:
-        for row in rows:
-            sys.stdout.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
-        return
-    if not rows:
-        console.print(f"no {title}")
-        return
-    table = Table(*rows[0].keys(), title=title)
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
-    console.print(table)
+    run_demo(settings_of(ctx), console, days=days, keep_running=keep_running)
 
 
 def main() -> None:

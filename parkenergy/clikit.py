@@ -1,0 +1,51 @@
+"""What every ``parkenergy`` command module shares: the settings context, errors and output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from parkdata.settings import Settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@dataclass(slots=True)
+class Context:
+    """Stored on the typer context by the top-level callback: settings loaded once."""
+
+    settings: Settings
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    """The settings loaded by the top-level callback."""
+    obj = ctx.find_object(Context)
+    assert obj is not None
+    return obj.settings
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``message`` as an error; raise the returned exit to stop with ``code``."""
+    err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+def print_rows(rows: list[dict[str, object]], as_json: bool, title: str) -> None:
+    """Rows as a rich table, or as JSON lines on stdout."""
+    if as_json:
+        for row in rows:
+            sys.stdout.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
+        return
+    if not rows:
+        console.print(f"no {title}")
+        return
+    table = Table(*rows[0].keys(), title=title)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    console.print(table)
