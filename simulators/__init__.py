@@ -1,0 +1,1 @@
+"""Simulated parks, enterprises and meters, deterministic from a seed."""
