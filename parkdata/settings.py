@@ -103,6 +103,17 @@ class Settings(BaseSettings):
     collector_retry_max_s: float = Field(default=30.0, gt=0)
     collector_future_tolerance_s: int = Field(default=300, ge=0)
 
+    # Grafana (parkenergy dashboards push) and alert contact points; docs/configuration.md.
+    grafana_url: str | None = Field(default=None, description="Grafana base URL for `dashboards push`")
+    grafana_token: str | None = Field(default=None, description="Grafana service-account token")
+    grafana_db_url: str | None = Field(
+        default=None, description="postgresql:// URL Grafana's datasource uses (a parkenergy_grafana member)"
+    )
+    alert_email_addresses: str | None = Field(default=None, description="e-mail recipients, ';'-separated")
+    alert_webhook_url: str | None = Field(default=None, description="webhook contact point URL")
+    alert_dingding_url: str | None = Field(default=None, description="DingTalk robot URL with access_token")
+    alert_wecom_url: str | None = Field(default=None, description="WeCom group robot URL with key")
+
     log_level: str = "INFO"
     log_format: str = Field(default="text", pattern="^(text|json)$")
 

@@ -1,0 +1,1 @@
+"""The dashboards, one module each: panel definitions only (see :mod:`dashboards.panels`)."""

@@ -1,0 +1,141 @@
+"""Energy-saving inspection (节能监察), first part: offline meters and gateways.
+
+A meter is offline when, at the end of the time range, its last reading is
+older than :data:`OFFLINE_AFTER_INTERVALS` expected reporting intervals
+(DOMAIN.md §8: offline alarms need an expected cadence per meter). The
+gateway status shows next to each meter, so meters behind a gateway that is
+down can be told apart (the alert rule leaves them out).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from dashboards.panels import Board, Column, Kind, Panel, Row
+
+OFFLINE_AFTER_INTERVALS: Final = 3
+
+# One row per offline meter, as of $__timeTo() (the end of the dashboard's
+# range, or "now" for an alert rule). Shared with dashboards.alerts.
+OFFLINE_METERS_SQL: Final = """SELECT m.park_code, m.enterprise_code, e.enterprise_name, m.meter_code,
+       m.carrier, m.expected_interval_s, l.last_ts AS last_reading,
+       extract(epoch FROM $__timeTo()::timestamptz - l.last_ts) AS silent_s,
+       coalesce(g.status, 'unknown') AS gateway_status
+FROM api.meter m
+JOIN api.enterprise e ON e.enterprise_code = m.enterprise_code
+LEFT JOIN api.gateway_status g ON g.enterprise_code = m.enterprise_code
+LEFT JOIN LATERAL (
+    SELECT max(r.ts) AS last_ts
+    FROM api.reading r
+    WHERE r.enterprise_code = m.enterprise_code AND r.meter_code = m.meter_code
+      AND r.ts <= $__timeTo()::timestamptz
+) l ON true
+WHERE m.retired_at IS NULL AND m.expected_interval_s IS NOT NULL
+  AND (l.last_ts IS NULL
+       OR l.last_ts < $__timeTo()::timestamptz - 3 * m.expected_interval_s * interval '1 second')"""
+
+
+def with_offline_meters(template: str) -> str:
+    """``template`` with its ``(offline_meters)`` replaced by the offline-meter subquery."""
+    return template.replace("(offline_meters)", "(" + OFFLINE_METERS_SQL + ")")
+
+
+OFFLINE_METER_COUNT = Panel(
+    key="offline_meter_count",
+    kind=Kind.STAT,
+    sql=with_offline_meters("""SELECT count(*) AS offline_meters
+FROM (offline_meters) o
+WHERE o.enterprise_code IN ($enterprise)"""),
+    width=6,
+    height=5,
+    columns=(Column("offline_meters"),),
+)
+
+OFFLINE_GATEWAY_COUNT = Panel(
+    key="offline_gateway_count",
+    kind=Kind.STAT,
+    sql="""SELECT count(*) AS offline_gateways
+FROM api.gateway_status g
+WHERE g.status = 'offline' AND g.changed_at <= $__timeTo()::timestamptz
+  AND g.enterprise_code IN ($enterprise)""",
+    width=6,
+    height=5,
+    columns=(Column("offline_gateways"),),
+)
+
+OFFLINE_METERS = Panel(
+    key="offline_meters",
+    kind=Kind.TABLE,
+    sql=with_offline_meters("""SELECT o.*
+FROM (offline_meters) o
+WHERE o.enterprise_code IN ($enterprise)
+ORDER BY o.silent_s DESC NULLS FIRST, o.enterprise_code, o.meter_code"""),
+    width=24,
+    columns=(
+        Column("park_code"),
+        Column("enterprise_code"),
+        Column("enterprise_name"),
+        Column("meter_code"),
+        Column("carrier"),
+        Column("expected_interval_s", "s"),
+        Column("last_reading", "dateTimeAsIso"),
+        Column("silent_s", "s"),
+        Column("gateway_status"),
+    ),
+)
+
+OFFLINE_GATEWAYS = Panel(
+    key="offline_gateways",
+    kind=Kind.TABLE,
+    sql="""SELECT g.park_code, g.enterprise_code, e.enterprise_name, g.status, g.changed_at,
+       extract(epoch FROM $__timeTo()::timestamptz - g.changed_at) AS offline_s
+FROM api.gateway_status g
+JOIN api.enterprise e ON e.enterprise_code = g.enterprise_code
+WHERE g.status = 'offline' AND g.changed_at <= $__timeTo()::timestamptz
+  AND g.enterprise_code IN ($enterprise)
+ORDER BY g.changed_at, g.enterprise_code""",
+    width=24,
+    columns=(
+        Column("park_code"),
+        Column("enterprise_code"),
+        Column("enterprise_name"),
+        Column("status"),
+        Column("changed_at", "dateTimeAsIso"),
+        Column("offline_s", "s"),
+    ),
+)
+
+# Topics are parkenergy/v1/{enterprise}/{meter}: the enterprise code is the
+# third level (DESIGN.md, wire contract; default MQTT_TOPIC_PREFIX).
+ENTERPRISE_QUARANTINE = Panel(
+    key="enterprise_quarantine",
+    kind=Kind.TABLE,
+    sql=with_offline_meters("""SELECT q.received_at, split_part(q.topic, '/', 3) AS enterprise_code,
+       q.reason, q.detail, q.topic
+FROM api.quarantine q
+WHERE $__timeFilter(q.received_at)
+  AND split_part(q.topic, '/', 3) IN ($enterprise)
+  AND split_part(q.topic, '/', 3) IN (
+      SELECT o.enterprise_code FROM (offline_meters) o
+      UNION
+      SELECT g.enterprise_code FROM api.gateway_status g WHERE g.status = 'offline')
+ORDER BY q.received_at DESC, q.topic
+LIMIT 200"""),
+    width=24,
+    columns=(
+        Column("received_at", "dateTimeAsIso"),
+        Column("enterprise_code"),
+        Column("reason"),
+        Column("detail"),
+        Column("topic"),
+    ),
+)
+
+BOARD = Board(
+    uid="parkenergy-inspector",
+    key="inspector",
+    rows=(
+        Row("offline", (OFFLINE_METER_COUNT, OFFLINE_GATEWAY_COUNT, OFFLINE_METERS, OFFLINE_GATEWAYS)),
+        Row("quarantine", (ENTERPRISE_QUARANTINE,)),
+    ),
+)

@@ -1,0 +1,167 @@
+"""The ``timescaledb: true`` forms (``time_bucket``) of every query, on a real TimescaleDB.
+
+The server is PGlite with TimescaleDB 2.23 behind the PostgreSQL wire protocol
+(tests/timescale/server.mjs, see tests/test_timescaledb.py): no COPY, one
+connection, so the data of tests/test_dashboards_queries.py is written with
+plain INSERTs here (the collector's own path is tested on plain PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from parkdata.migrate import TimescaleMode, migrate
+from parkdata.registry_file import read_registry_file
+from parkdata.registry_store import store_registry
+from tests.golden import REGISTRY_CSV
+from tests.grafana_sql import TimeRange, VariableValue, expand
+from tests.test_dashboards_queries import (
+    ALL_QUERIES,
+    E2,
+    PREFIX,
+    GrafanaQuery,
+    check_result,
+    resolve_variables,
+    run_query,
+    stream,
+)
+from tests.test_timescaledb import SERVER_DIR, _node_modules_current, _npm_install, _stop, _wait_ready
+
+BAD_REASONS = ("value.not_numeric", "timestamp.naive", "registry.unknown_meter")
+
+
+def _connect(url: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(url, prepare_threshold=None, autocommit=True, connect_timeout=30)
+
+
+@pytest.fixture(scope="module")
+def timescale_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.skip("node and npm are needed for the PGlite TimescaleDB server (apt-get install nodejs npm)")
+    if not _node_modules_current():
+        _npm_install(npm)
+    log_path = tmp_path_factory.mktemp("timescale-dash") / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [node, "server.mjs", "0"], cwd=SERVER_DIR, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
+    try:
+        port = _wait_ready(proc, log_path)
+        yield f"postgresql://postgres:x@127.0.0.1:{port}/postgres?sslmode=disable"
+    finally:
+        _stop(proc)
+
+
+def _load(conn: psycopg.Connection[Any], now: datetime) -> None:
+    """The stream of the plain-PostgreSQL test, written as the collector would have stored it."""
+    migrate(conn, TimescaleMode.ON)
+    with conn.transaction():
+        store_registry(conn, read_registry_file(REGISTRY_CSV))
+    meter_ids = {
+        (e, m): i
+        for e, m, i in conn.execute(
+            "SELECT e.enterprise_code, m.meter_code, m.meter_id FROM registry.meter m"
+            " JOIN registry.enterprise e USING (enterprise_id)"
+        )
+    }
+    readings: dict[tuple[int, str], float] = {}
+    conflicts, bad = [], []
+    for topic, payload in stream(now):
+        _, _, enterprise, meter = topic.split("/")
+        if meter == "_status":
+            continue
+        body = json.loads(payload)
+        key = (enterprise, meter)
+        if key not in meter_ids or not isinstance(body["value"], int | float) or "+" not in body["ts"]:
+            bad.append((topic, payload))
+            continue
+        row = (meter_ids[key], body["ts"])
+        if row in readings:
+            conflicts.append((*row, float(body["value"]), topic))
+        else:
+            readings[row] = float(body["value"])
+    rows = [(m, ts, v) for (m, ts), v in readings.items()]
+    for i in range(0, len(rows), 500):
+        chunk = rows[i : i + 500]
+        values = sql.SQL(", ").join([sql.SQL("(%s, %s::timestamptz, %s, now())")] * len(chunk))
+        conn.execute(
+            sql.SQL("INSERT INTO ingest.reading (meter_id, ts, value, received_at) VALUES {}").format(values),
+            [x for row in chunk for x in row],
+        )
+    for meter_id, ts, value, topic in conflicts:
+        conn.execute(
+            "INSERT INTO ingest.reading_conflict (meter_id, ts, value, topic) VALUES (%s, %s, %s, %s)",
+            (meter_id, ts, value, topic),
+        )
+    for (topic, payload), reason in zip(bad, BAD_REASONS, strict=True):
+        conn.execute(
+            "INSERT INTO ingest.quarantine (received_at, topic, payload, payload_is_utf8, reason, detail,"
+            " message_sha256, collector_id) VALUES (now(), %s, %s, true, %s, 'test', %s, 'test')",
+            (topic, payload, reason, hashlib.sha256(topic.encode() + b"\0" + payload).digest()),
+        )
+    conn.execute(
+        "INSERT INTO ingest.gateway_status (enterprise_id, status, changed_at)"
+        " SELECT enterprise_id, 'offline', now() FROM registry.enterprise WHERE enterprise_code = %s",
+        (E2,),
+    )
+    conn.execute(
+        "INSERT INTO ingest.collector_stats"
+        " (collector_id, started_at, updated_at, messages, readings, stored)"
+        " VALUES ('test', now() - interval '1 hour', now(), %s, %s, %s)",
+        (len(rows), len(rows), len(rows)),
+    )
+    assert topic.startswith(PREFIX)
+
+
+@pytest.fixture(scope="module")
+def loaded(timescale_url: str) -> tuple[str, TimeRange, dict[str, VariableValue]]:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    with _connect(timescale_url) as conn:
+        _load(conn, now)
+        time_range = TimeRange(now - timedelta(hours=25), datetime.now(UTC) + timedelta(seconds=1))
+        variables = resolve_variables(conn, time_range)
+    return timescale_url, time_range, variables
+
+
+def test_readings_are_in_a_hypertable(loaded: tuple[str, TimeRange, dict[str, VariableValue]]) -> None:
+    with _connect(loaded[0]) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM timescaledb_information.hypertables WHERE hypertable_name = 'reading'"
+        ).fetchone()
+    assert row == (1,)
+
+
+TIME_SERIES = [q for q in ALL_QUERIES if q.format == "time_series"]
+
+
+def test_time_series_queries_use_time_bucket() -> None:
+    assert TIME_SERIES, "no time-series panel: the time_bucket form would go untested"
+    span = TimeRange(datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 1, 2, tzinfo=UTC))
+    values = {"enterprise": VariableValue(("x",), multi=True)}
+    for query in TIME_SERIES:
+        assert "time_bucket('300.000s'," in expand(
+            query.sql, span, timedelta(minutes=5), timescaledb=True, variables=values
+        )
+
+
+@pytest.mark.parametrize("query", ALL_QUERIES, ids=[q.where for q in ALL_QUERIES])
+def test_query_on_timescaledb(
+    loaded: tuple[str, TimeRange, dict[str, VariableValue]], query: GrafanaQuery
+) -> None:
+    url, time_range, variables = loaded
+    with _connect(url) as conn:
+        description, rows = run_query(
+            conn, query, time_range, variables, timescaledb=True, now=datetime.now(UTC)
+        )
+    check_result(query, description, rows)
