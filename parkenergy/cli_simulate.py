@@ -1,0 +1,360 @@
+"""``parkenergy simulate``: a simulated Ezhou park, its files, and its readings over MQTT."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, TextIO
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from collector.service import Collector, CollectorConfig
+from parkdata.db import connect
+from parkdata.registry_file import read_meter_events_file, read_registry_file
+from parkdata.registry_store import store_meter_events, store_registry
+from parkdata.settings import MqttEndpoint, Settings
+from parkenergy import services
+from parkenergy.clikit import console, err_console, fail, settings_of
+from simulators.faults import FaultRateError, FaultRates, load_rates
+from simulators.files import append_meter_events
+from simulators.generator import Replacement
+from simulators.publish import BulkPublisher, GatewayFleet, PublishError
+from simulators.run import Progress as SimProgress
+from simulators.run import RunStats, Simulation, SimulationConfig, now_cst
+from simulators.timebase import EPOCH, parse_moment
+
+log = logging.getLogger(__name__)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``simulate`` to the ``parkenergy`` command."""
+    app.command("simulate")(simulate)
+
+
+def _moment(text: str | None, default: datetime) -> datetime:
+    if text is None:
+        return default
+    try:
+        return parse_moment(text)
+    except ValueError as exc:
+        raise fail(f"not a date or time: {text!r} ({exc})", 2) from exc
+
+
+def _rates(no_faults: bool, profile: Path | None, scale: float | None, overrides: list[str]) -> FaultRates:
+    try:
+        rates = FaultRates.none() if no_faults else FaultRates()
+        if profile is not None:
+            rates = load_rates(profile, rates)
+        if scale is not None:
+            rates = rates.scaled(scale)
+        changes: dict[str, float] = {}
+        for item in overrides:
+            kind, sep, value = item.partition("=")
+            if not sep:
+                raise FaultRateError(f"--fault needs KIND=RATE, got {item!r}")
+            changes[kind] = float(value)
+        return rates.with_rates(changes)
+    except (FaultRateError, ValueError) as exc:
+        raise fail(str(exc), 2) from exc
+
+
+def _load_registry(url: str, registry: Path, events: Path) -> None:
+    rows = read_registry_file(registry)
+    with connect(url) as conn:
+        summary = store_registry(conn, rows)
+        event_summary = store_meter_events(conn, read_meter_events_file(events))
+    err_console.print(f"registry loaded: {summary}; events: {event_summary}")
+
+
+@contextmanager
+def _collector(settings: Settings, url: str, endpoint: MqttEndpoint) -> Iterator[Collector]:
+    collector = Collector(CollectorConfig.from_settings(settings, url, endpoint))
+    worker = threading.Thread(target=collector.run, name="collector", daemon=True)
+    worker.start()
+    if not collector.wait_connected(30):
+        raise fail(f"the collector could not connect to {endpoint.url}")
+    try:
+        yield collector
+    finally:
+        collector.stop()
+        worker.join(60)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )
+
+
+def simulate(  # noqa: PLR0917 (typer: one parameter per option)
+    ctx: typer.Context,
+    enterprises: Annotated[
+        int, typer.Option("--enterprises", "-n", min=1, max=5000, help="Enterprises.")
+    ] = 40,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of everything random.")] = 1,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="First reading time: date or ISO time (+08:00 if none) (backfill: 2022-01-01; live: now)."
+        ),
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="End (exclusive): NOW, a date or time (backfill: NOW; live: never).")
+    ] = None,
+    live: Annotated[bool, typer.Option("--live", help="Publish each reading when its time comes.")] = False,
+    speed: Annotated[
+        float, typer.Option(min=0.001, help="Live: simulated seconds per real second (never ahead of now).")
+    ] = 1.0,
+    registry_out: Annotated[
+        Path | None, typer.Option(help="Write registry.csv and meter_events.csv into this directory.")
+    ] = None,
+    economics_out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write value added, deflators, baseline, output (CSV+XLSX) and truth_intensity.csv here."
+        ),
+    ] = None,
+    truth_out: Annotated[
+        Path | None, typer.Option(help="Write the ground truth of faults (JSONL) here.")
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", "--no-publish", help="Only generate and write files; publish nothing."),
+    ] = False,
+    load_registry: Annotated[
+        bool,
+        typer.Option("--load-registry", help="Load the registry and meter events into the database first."),
+    ] = False,
+    collect: Annotated[
+        bool,
+        typer.Option(
+            "--collect", help="Run a collector in this command and wait until it has stored everything."
+        ),
+    ] = False,
+    no_faults: Annotated[bool, typer.Option("--no-faults", help="Clean data: every fault rate 0.")] = False,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(help="KIND=RATE per day and meter (or gateway), e.g. meter.gap=0.01; repeatable."),
+    ] = None,
+    fault_profile: Annotated[
+        Path | None,
+        typer.Option(
+            help='TOML fault profile: a rates table of "kind" = rate, optional scale.',
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    fault_scale: Annotated[float | None, typer.Option(min=0.0, help="Multiply every fault rate.")] = None,
+    max_inflight: Annotated[
+        int, typer.Option(min=1, max=65_535, help="Backfill: unacknowledged QoS 1 messages at most.")
+    ] = 1000,
+    batch_readings: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Backfill: readings per message.")
+    ] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the run's summary as JSON.")] = False,
+) -> None:
+    """Simulate the park: write its registry, statistics and ground truth, and publish its readings.
+
+    Backfill (default) sends the history from --start to --end as fast as the broker acknowledges;
+    --live sends readings as their time comes. The same --seed gives the same readings and files
+    in both modes.
+    """
+    settings = settings_of(ctx)
+    now = now_cst()
+    first = _moment(start, now if live else EPOCH)
+    last = _moment(end, now) if end is not None or not live else None
+    if not live and last is not None and last > now:
+        raise fail("--end is in the future: a backfill sends only the past (use --live)", 2)
+    if live and dry_run:
+        raise fail("--dry-run generates a backfill; it cannot be combined with --live", 2)
+    rates = _rates(no_faults, fault_profile, fault_scale, fault or [])
+    try:
+        config = SimulationConfig(
+            enterprises=enterprises,
+            seed=seed,
+            start=first,
+            end=last,
+            rates=rates,
+            prefix=settings.mqtt_topic_prefix,
+            batch_readings=batch_readings,
+        )
+    except ValueError as exc:
+        raise fail(str(exc), 2) from exc
+    if not dry_run and settings.mqtt is None and not collect:
+        raise fail(
+            "no MQTT_URL: set it to the broker your collector subscribes to, or pass --collect "
+            "to run a collector here (or --dry-run to only write files)",
+            2,
+        )
+    sim = Simulation(config)
+    err_console.print(
+        f"park: {len(sim.park.enterprises)} enterprises, {len(sim.park.meters)} meters, seed {seed}; "
+        f"{first.isoformat()} → {last.isoformat() if last else 'open end'}"
+    )
+    with tempfile.TemporaryDirectory(prefix="parkenergy-sim-") as scratch:
+        registry_dir = registry_out or Path(scratch)
+        registry, events = sim.write_registry(registry_dir)
+        if registry_out is not None:
+            err_console.print(f"wrote {registry} and {events}")
+        if economics_out is not None:
+            written = sim.write_economics(economics_out)
+            err_console.print(f"wrote {len(written)} economics files to {economics_out}")
+        url = None
+        if load_registry or collect:
+            try:
+                url = services.database_url(settings)
+            except services.NotReadyError as exc:
+                raise fail(str(exc)) from exc
+            _load_registry(url, registry, events)
+        truth = truth_out.open("w", encoding="utf-8") if truth_out is not None else None
+        try:
+            stats = _run(
+                sim,
+                settings,
+                url,
+                live=live,
+                speed=speed,
+                dry_run=dry_run,
+                collect=collect,
+                truth=truth,
+                max_inflight=max_inflight,
+                events=events if registry_out else None,
+            )
+        finally:
+            if truth is not None:
+                truth.close()
+    if as_json:
+        console.print_json(json.dumps(stats.as_dict()))
+    else:
+        quarantine = ", ".join(f"{k} {v}" for k, v in sorted(stats.quarantined.items())) or "none"
+        console.print(
+            f"{stats.days} days: {stats.messages} messages, {stats.readings} readings "
+            f"({stats.stored} to store, {stats.duplicates} duplicates), quarantine: {quarantine}; "
+            f"{sum(stats.faults.values())} faults injected; {stats.seconds:.1f} s"
+        )
+
+
+def _run(
+    sim: Simulation,
+    settings: Settings,
+    url: str | None,
+    *,
+    live: bool,
+    speed: float,
+    dry_run: bool,
+    collect: bool,
+    truth: TextIO | None,
+    max_inflight: int,
+    events: Path | None,
+) -> RunStats:
+    if dry_run:
+        with _progress() as bar:
+            task = bar.add_task("generating", total=None, detail="")
+            return sim.backfill(None, truth=truth, progress=_updater(bar, task))
+    with services.broker(settings) as endpoint:
+        if collect:
+            assert url is not None
+            with _collector(settings, url, endpoint) as collector:
+                stats = _publish(
+                    sim,
+                    endpoint,
+                    live=live,
+                    speed=speed,
+                    truth=truth,
+                    max_inflight=max_inflight,
+                    events=events,
+                )
+                _wait_committed(collector, stats.messages)
+                return stats
+        return _publish(
+            sim, endpoint, live=live, speed=speed, truth=truth, max_inflight=max_inflight, events=events
+        )
+
+
+def _updater(bar: Progress, task: TaskID) -> Callable[[SimProgress], None]:
+    def update(p: SimProgress) -> None:
+        bar.update(
+            task,
+            total=p.days_total,
+            completed=p.days_done,
+            detail=f"days · {p.readings:,} readings in {p.messages:,} messages",
+        )
+
+    return update
+
+
+def _publish(
+    sim: Simulation,
+    endpoint: MqttEndpoint,
+    *,
+    live: bool,
+    speed: float,
+    truth: TextIO | None,
+    max_inflight: int,
+    events: Path | None,
+) -> RunStats:
+    try:
+        if live:
+            return _live(sim, endpoint, speed=speed, truth=truth, events=events)
+        publisher = BulkPublisher(endpoint, max_inflight=max_inflight)
+        try:
+            with _progress() as bar:
+                task = bar.add_task("backfill", total=None, detail="")
+                return sim.backfill(publisher.publish, truth=truth, progress=_updater(bar, task))
+        finally:
+            publisher.close()
+    except PublishError as exc:
+        raise fail(str(exc)) from exc
+
+
+def _live(
+    sim: Simulation, endpoint: MqttEndpoint, *, speed: float, truth: TextIO | None, events: Path | None
+) -> RunStats:
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping the simulation", signum)
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, _stop), signal.signal(signal.SIGTERM, _stop)
+    fleet = GatewayFleet(endpoint, sim.park, sim.config.prefix)
+
+    def replaced(rows: list[Replacement]) -> None:
+        if events is not None:
+            append_meter_events(events, rows)
+
+    err_console.print(f"live: {len(fleet.clients)} gateways connected to {endpoint.url}; Ctrl-C stops")
+    try:
+        return sim.live(fleet.publish, speed=speed, truth=truth, stop=stop, on_replacement=replaced)
+    finally:
+        fleet.close()
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+
+
+def _wait_committed(collector: Collector, messages: int, timeout_s: float = 3600.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    with _progress() as bar:
+        task = bar.add_task("collector committing", total=messages, detail="messages")
+        while collector.committed_messages < messages:
+            if time.monotonic() > deadline:
+                raise fail(f"the collector committed {collector.committed_messages} of {messages} messages")
+            bar.update(task, completed=collector.committed_messages)
+            time.sleep(0.2)
+        bar.update(task, completed=messages)

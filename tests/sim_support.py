@@ -1,0 +1,55 @@
+"""Helpers of the simulator tests: expected readings, quarantine and what the database holds."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+
+from parkdata.migrate import migrate
+from parkdata.registry_file import read_meter_events_file, read_registry_file
+from parkdata.registry_store import store_meter_events, store_registry
+from simulators import DayOutput, Simulation
+
+Reading = tuple[str, str, int, float]  # enterprise code, meter code, epoch s, value
+
+
+def stored_readings(sim: Simulation, days: list[DayOutput]) -> set[Reading]:
+    """The readings the collector must store: every gateway-batch reading except duplicates."""
+    out: set[Reading] = set()
+    park = sim.park
+    for d in days:
+        for meter, ts, value, dup in zip(
+            d.meter.tolist(), d.ts.tolist(), d.value.tolist(), d.duplicate.tolist(), strict=True
+        ):
+            if not dup:
+                m = park.meters[meter]
+                out.add((park.enterprises[m.enterprise_index].code, m.code, ts, value))
+    return out
+
+
+def database_readings(url: str) -> set[Reading]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("SELECT enterprise_code, meter_code, ts, value FROM api.reading").fetchall()
+    return {(str(e), str(m), int(ts.timestamp()), float(v)) for e, m, ts, v in rows}
+
+
+def quarantine_reasons(url: str) -> Counter[str]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("SELECT reason, count(*) FROM api.quarantine GROUP BY reason").fetchall()
+    return Counter({str(r): int(n) for r, n in rows})
+
+
+def load_simulated_registry(url: str, directory: Path) -> None:
+    """Migrate and load the simulator's registry and meter-event files, as `parkenergy registry load` does."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate(conn)
+    with psycopg.connect(url) as conn:
+        store_registry(conn, read_registry_file(directory / "registry.csv"))
+        store_meter_events(conn, read_meter_events_file(directory / "meter_events.csv"))
+
+
+def utc(epoch_s: int) -> datetime:
+    return datetime.fromtimestamp(epoch_s, tz=UTC)
