@@ -1,0 +1,592 @@
+"""Interval energy in PostgreSQL: read raw readings, write ``analytics.energy_15min``, roll up.
+
+The storage half of the ``energy`` job (docs/energy.md); the arithmetic is
+:mod:`analytics.intervals`. One run:
+
+1. finds the work: readings *received* since the arrival watermark (late readings
+   included, whatever their time; DOMAIN.md §8 "late data must recompute the affected
+   buckets") and the dirty ranges that registry changes and forced recomputes left in
+   ``analytics.energy_dirty``;
+2. for each meter and range, reads the readings of the range with enough context on both
+   sides for the persistence rules, recomputes, and replaces the 15-minute buckets of the
+   range: the cost follows the new data, not the history;
+3. rolls the touched buckets up to hour, day and month (Asia/Shanghai calendar): tables
+   without TimescaleDB, a refresh of the continuous aggregates with it;
+4. advances the watermark and deletes the claimed dirty ranges.
+
+Every step is idempotent: a crash before step 4 only means the next run does it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import struct
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from analytics.intervals import (
+    BUCKET_S,
+    PERSIST_READINGS,
+    PERSIST_S,
+    BucketEnergy,
+    MeterSpec,
+    MultiplierChange,
+    Replacement,
+    meter_buckets,
+)
+
+__all__ = [
+    "EnergyRunSummary",
+    "MeterEnergy",
+    "energy_timescaledb",
+    "load_meters",
+    "mark_dirty",
+    "run_energy",
+]
+
+log = logging.getLogger(__name__)
+
+Connection = psycopg.Connection[Any]
+Progress = Callable[[int, int], None]
+
+# A reading's received_at is the start of the transaction that inserted it (now()), which
+# may commit after a run started. So the new watermark is the run's start or the start of
+# the oldest transaction still writing, whichever is earlier (sessions of other roles are
+# visible in pg_stat_activity to members of pg_read_all_stats; docs/energy.md).
+_UNTIL = """
+SELECT least(now(), (SELECT min(xact_start) FROM pg_stat_activity
+                     WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()))
+"""
+_VALUES_CHUNK = 200  # rows per multi-row VALUES insert where COPY is not available
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_PG_EPOCH_S = 946_684_800  # 2000-01-01 UTC, the origin of PostgreSQL's binary timestamps
+
+
+@dataclass(frozen=True, slots=True)
+class MeterEnergy:
+    """One energy meter with its history of events (registry.meter, registry.meter_event)."""
+
+    meter_id: int
+    spec: MeterSpec
+    replacements: tuple[Replacement, ...]
+    multiplier_changes: tuple[MultiplierChange, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EnergyRunSummary:
+    """What one run of the energy job did."""
+
+    meters: int
+    ranges: int
+    readings: int
+    buckets: int
+    dirty_claimed: int
+    timescaledb: bool
+    seconds: float
+
+    def __str__(self) -> str:
+        return (
+            f"energy: {self.meters} meters, {self.ranges} ranges, {self.readings} readings, "
+            f"{self.buckets} 15-min buckets written, {self.dirty_claimed} dirty ranges claimed "
+            f"({'continuous aggregates' if self.timescaledb else 'rollup tables'}) in {self.seconds:.2f} s"
+        )
+
+
+def _epoch_s(ts: datetime) -> float:
+    return (ts - _EPOCH).total_seconds()
+
+
+def _ts(epoch_s: float) -> datetime:
+    return _EPOCH + timedelta(seconds=epoch_s)
+
+
+def energy_timescaledb(conn: Connection) -> bool:
+    """Whether ``analytics.energy_hour`` is a continuous aggregate (TimescaleDB path)."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT FROM pg_extension WHERE extname = 'timescaledb')"
+        " AND to_regclass('timescaledb_information.continuous_aggregates') IS NOT NULL"
+    ).fetchone()
+    if not row or not row[0]:
+        return False
+    found = conn.execute(
+        "SELECT 1 FROM timescaledb_information.continuous_aggregates"
+        " WHERE view_schema = 'analytics' AND view_name = 'energy_hour'"
+    ).fetchone()
+    return found is not None
+
+
+def _can_copy(conn: Connection) -> bool:
+    """COPY works everywhere but in PGlite (PostgreSQL in WebAssembly, used to test TimescaleDB)."""
+    row = conn.execute("SELECT version()").fetchone()
+    return row is not None and "emscripten" not in str(row[0]).lower()
+
+
+_METERS = """
+SELECT m.meter_id, m.kind, m.multiplier, m.rollover, m.expected_interval_s, m.rated_capacity_per_h,
+       (SELECT l.old_multiplier FROM analytics.meter_multiplier_log l
+         WHERE l.meter_id = m.meter_id ORDER BY l.changed_at, l.old_multiplier LIMIT 1)
+FROM registry.meter m
+WHERE m.kind IN ('register', 'interval') AND m.meter_id = ANY(%s)
+"""
+_EVENTS = """
+SELECT meter_id, event_type, extract(epoch FROM effective_at)::float8, final_register,
+       initial_register, new_multiplier, effective_at <= now()
+FROM registry.meter_event
+WHERE meter_id = ANY(%s) AND event_type IN ('replacement', 'multiplier_change')
+ORDER BY meter_id, effective_at
+"""
+
+
+def load_meters(conn: Connection, meter_ids: Iterable[int]) -> dict[int, MeterEnergy]:
+    """The energy meters (register and interval kinds) among ``meter_ids``, with their events.
+
+    The multiplier before a meter's first multiplier change is the one the change replaced
+    (``analytics.meter_multiplier_log``); without a record, the meter's multiplier if no
+    change is in effect yet, else the first change's (history before it is unknown).
+    """
+    ids = sorted(set(meter_ids))
+    replacements: dict[int, list[Replacement]] = {}
+    changes: dict[int, list[MultiplierChange]] = {}
+    in_effect: dict[int, bool] = {}
+    for meter_id, event_type, at_s, final, initial, multiplier, effective in conn.execute(_EVENTS, (ids,)):
+        if event_type == "replacement" and final is not None and initial is not None:
+            replacements.setdefault(meter_id, []).append(Replacement(at_s, final, initial))
+        elif event_type == "multiplier_change" and multiplier is not None:
+            changes.setdefault(meter_id, []).append(MultiplierChange(at_s, multiplier))
+            in_effect[meter_id] = in_effect.get(meter_id, False) or bool(effective)
+    meters: dict[int, MeterEnergy] = {}
+    for meter_id, kind, multiplier, rollover, interval_s, capacity, logged in conn.execute(_METERS, (ids,)):
+        own = changes.get(meter_id, [])
+        if logged is not None:
+            base = float(logged)
+        elif own and in_effect.get(meter_id, False):
+            base = own[0].multiplier
+        else:
+            base = float(multiplier)
+        spec = MeterSpec(kind, base, rollover, interval_s, capacity)
+        meters[meter_id] = MeterEnergy(meter_id, spec, tuple(replacements.get(meter_id, [])), tuple(own))
+    return meters
+
+
+# --- reading -------------------------------------------------------------------------
+
+_READINGS = sql.SQL(
+    "SELECT extract(epoch FROM ts)::float8, value FROM ingest.reading"
+    " WHERE meter_id = {meter} AND ts >= {lo} AND ts <= {hi} ORDER BY ts"
+)
+_ROW = np.dtype([("n", ">i2"), ("l1", ">i4"), ("t", ">f8"), ("l2", ">i4"), ("v", ">f8")])
+
+
+def _readings(
+    conn: Connection, meter_id: int, lo: datetime, hi: datetime, copy: bool
+) -> tuple[np.ndarray[Any, np.dtype[np.float64]], np.ndarray[Any, np.dtype[np.float64]]]:
+    """Times [s since epoch] and values of a meter's readings in [lo, hi], by time."""
+    query = _READINGS.format(meter=sql.Literal(meter_id), lo=sql.Literal(lo), hi=sql.Literal(hi))
+    if copy:
+        buf = bytearray()
+        with conn.cursor().copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT binary)").format(query)) as cp:
+            for chunk in cp:
+                buf += chunk
+        # Binary COPY: 19-byte header, fixed 26-byte rows (2 float8 fields), 2-byte trailer.
+        rows = np.frombuffer(bytes(buf[19:-2]), dtype=_ROW)
+        return rows["t"].astype(np.float64), rows["v"].astype(np.float64)
+    fetched = conn.execute(query).fetchall()
+    arr = np.array(fetched, dtype=np.float64).reshape(-1, 2)
+    return arr[:, 0].copy(), arr[:, 1].copy()
+
+
+_NEIGHBOUR = {
+    "before": "SELECT min(ts) FROM (SELECT ts FROM ingest.reading"
+    " WHERE meter_id = %s AND ts < %s ORDER BY ts DESC LIMIT %s) s",
+    "after": "SELECT max(ts) FROM (SELECT ts FROM ingest.reading"
+    " WHERE meter_id = %s AND ts > %s ORDER BY ts LIMIT %s) s",
+}
+
+
+def _neighbour(conn: Connection, meter_id: int, ts: datetime, side: str, count: int) -> datetime | None:
+    """Time of the ``count``-th reading before/after ``ts`` (the farthest if fewer), or None."""
+    row = conn.execute(_NEIGHBOUR[side], (meter_id, ts, count)).fetchone()
+    return None if row is None else row[0]
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """Readings read [read_lo, read_hi] and 15-min buckets replaced [write_lo, write_hi)."""
+
+    read_lo: datetime
+    read_hi: datetime
+    write_lo: datetime
+    write_hi: datetime
+
+
+_MIN_TS = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_TS = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _window(conn: Connection, meter: MeterEnergy, lo: datetime, hi: datetime) -> _Window:
+    """Buckets to rewrite for readings changed in [lo, hi], and the readings to read for them.
+
+    A reading's fate depends on the persistence window after it and on the level before it
+    (:mod:`analytics.intervals`), so the rewritten buckets reach one window plus one reading
+    beyond the changed readings on each side, and the readings read reach one more window.
+    """
+    if lo <= _MIN_TS and hi >= _MAX_TS:
+        return _Window(_MIN_TS, _MAX_TS, _MIN_TS, _MAX_TS)
+    span = timedelta(seconds=PERSIST_S + 2 * meter.spec.interval_s)
+    near, far = PERSIST_READINGS + 1, 2 * (PERSIST_READINGS + 1)
+
+    def reach(ts: datetime, side: str, count: int, time_span: timedelta) -> datetime:
+        neighbour = _neighbour(conn, meter.meter_id, ts, side, count)
+        by_time = ts - time_span if side == "before" else ts + time_span
+        if neighbour is None:
+            return by_time
+        return min(neighbour, by_time) if side == "before" else max(neighbour, by_time)
+
+    lo_c, hi_c = max(lo, _MIN_TS), min(hi, _MAX_TS)
+    write_lo = reach(lo_c, "before", near, span)
+    write_hi = reach(hi_c, "after", near, span)
+    read_lo = reach(write_lo, "before", far, 2 * span)
+    read_hi = reach(write_hi, "after", far, 2 * span)
+    b = BUCKET_S
+    write_lo = _ts(math.floor(_epoch_s(write_lo) / b) * b)
+    write_hi = _ts(math.ceil(_epoch_s(write_hi) / b) * b + b)
+    return _Window(read_lo, read_hi, write_lo, write_hi)
+
+
+# --- writing -------------------------------------------------------------------------
+
+_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS energy_stage (
+    meter_id integer, bucket timestamptz, quantity float8, estimated_quantity float8,
+    flagged_quantity float8, readings integer, expected_readings integer
+) ON COMMIT DELETE ROWS
+"""
+_STAGE_COLUMNS = (
+    "meter_id",
+    "bucket",
+    "quantity",
+    "estimated_quantity",
+    "flagged_quantity",
+    "readings",
+    "expected_readings",
+)
+_DELETE_15 = "DELETE FROM analytics.energy_15min WHERE meter_id = %s AND bucket >= %s AND bucket < %s"
+_FROM_STAGE = """
+INSERT INTO analytics.energy_15min (meter_id, bucket, quantity, estimated_quantity, flagged_quantity,
+                                    readings, expected_readings, coverage)
+SELECT meter_id, bucket, quantity, estimated_quantity, flagged_quantity, readings, expected_readings,
+       CASE WHEN expected_readings > 0
+            THEN least(1.0, readings::float8 / expected_readings) END
+FROM pg_temp.energy_stage
+"""
+_BIN_HEADER = b"PGCOPY\n\xff\r\n\0" + bytes(8)
+_BIN_ROW = np.dtype(
+    [
+        ("n", ">i2"),
+        ("l_meter", ">i4"),
+        ("meter", ">i4"),
+        ("l_bucket", ">i4"),
+        ("bucket", ">i8"),
+        ("l_q", ">i4"),
+        ("q", ">f8"),
+        ("l_e", ">i4"),
+        ("e", ">f8"),
+        ("l_f", ">i4"),
+        ("f", ">f8"),
+        ("l_r", ">i4"),
+        ("r", ">i4"),
+        ("l_x", ">i4"),
+        ("x", ">i4"),
+    ]
+)
+
+
+def _stage_rows(
+    conn: Connection, meter_id: int, buckets: BucketEnergy, keep: np.ndarray[Any, Any], copy: bool
+) -> int:
+    """Put the kept buckets of one meter in ``pg_temp.energy_stage``; returns how many."""
+    n = int(keep.sum())
+    if n == 0:
+        return 0
+    starts = buckets.bucket_s[keep]
+    if copy:
+        rows = np.zeros(n, dtype=_BIN_ROW)
+        rows["n"] = 7
+        rows["l_meter"], rows["l_r"], rows["l_x"] = 4, 4, 4
+        rows["l_bucket"], rows["l_q"], rows["l_e"], rows["l_f"] = 8, 8, 8, 8
+        rows["meter"] = meter_id
+        rows["bucket"] = (np.rint(starts).astype(np.int64) - _PG_EPOCH_S) * 1_000_000
+        rows["q"] = buckets.quantity[keep]
+        rows["e"] = buckets.estimated_quantity[keep]
+        rows["f"] = buckets.flagged_quantity[keep]
+        rows["r"] = buckets.readings[keep]
+        rows["x"] = buckets.expected_readings[keep]
+        payload = _BIN_HEADER + rows.tobytes() + struct.pack(">h", -1)
+        with conn.cursor().copy(
+            sql.SQL("COPY pg_temp.energy_stage ({}) FROM STDIN (FORMAT binary)").format(
+                sql.SQL(", ").join(map(sql.Identifier, _STAGE_COLUMNS))
+            )
+        ) as cp:
+            cp.write(payload)
+        return n
+    values = list(
+        zip(
+            [meter_id] * n,
+            [_ts(float(s)) for s in starts],
+            buckets.quantity[keep].tolist(),
+            buckets.estimated_quantity[keep].tolist(),
+            buckets.flagged_quantity[keep].tolist(),
+            buckets.readings[keep].tolist(),
+            buckets.expected_readings[keep].tolist(),
+            strict=True,
+        )
+    )
+    for i in range(0, n, _VALUES_CHUNK):
+        part = values[i : i + _VALUES_CHUNK]
+        query = sql.SQL("INSERT INTO pg_temp.energy_stage VALUES {}").format(
+            sql.SQL(", ").join([sql.SQL("(%s, %s, %s, %s, %s, %s, %s)")] * len(part))
+        )
+        conn.execute(query, [x for row in part for x in row])
+    return n
+
+
+# --- rollups -------------------------------------------------------------------------
+
+_TOUCHED = """
+CREATE TEMP TABLE IF NOT EXISTS energy_touched (
+    meter_id integer, from_ts timestamptz, to_ts timestamptz
+) ON COMMIT DELETE ROWS
+"""
+# (target, source, unit): day and month in the Asia/Shanghai calendar (DESIGN.md, wire contract).
+_LEVELS = (
+    ("energy_hour", "energy_15min", "hour"),
+    ("energy_day", "energy_hour", "day"),
+    ("energy_month", "energy_day", "month"),
+)
+# The touched ranges widened to whole buckets of the level, merged per meter into disjoint
+# ranges (range_agg), so that each is one index range scan of the source.
+_RANGES = """
+WITH r AS (
+    SELECT meter_id, lower(u) AS f, upper(u) AS t
+    FROM (SELECT meter_id, unnest(range_agg(tstzrange(
+              date_trunc({unit}, from_ts, 'Asia/Shanghai'),
+              date_add(date_trunc({unit}, to_ts - interval '1 microsecond', 'Asia/Shanghai'),
+                       {step}, 'Asia/Shanghai')))) AS u
+          FROM pg_temp.energy_touched GROUP BY meter_id) merged
+)
+"""
+# LATERAL with OFFSET 0 (not flattened into a hash join) keeps both statements to one index
+# range scan per touched range, whatever the planner guesses about the size of r: the cost
+# follows the touched buckets, not the table.
+_ROLLUP_DELETE = sql.SQL(
+    _RANGES  # noqa: S608 - constant text, identifiers via sql.Identifier
+    + """
+DELETE FROM analytics.{target}
+WHERE ctid = ANY(ARRAY(
+    SELECT d.ctid FROM r CROSS JOIN LATERAL (
+        SELECT ctid FROM analytics.{target} t
+        WHERE t.meter_id = r.meter_id AND t.bucket >= r.f AND t.bucket < r.t OFFSET 0) d))
+"""
+)
+_ROLLUP_INSERT = sql.SQL(
+    _RANGES  # noqa: S608 - constant text, identifiers via sql.Identifier
+    + """
+INSERT INTO analytics.{target} (meter_id, bucket, quantity, estimated_quantity, flagged_quantity,
+                               readings, expected_readings, coverage)
+SELECT x.meter_id, date_trunc({unit}, x.bucket, 'Asia/Shanghai'), sum(x.quantity),
+       sum(x.estimated_quantity), sum(x.flagged_quantity), sum(x.readings), sum(x.expected_readings),
+       CASE WHEN sum(x.expected_readings) > 0
+            THEN least(1.0, sum(x.readings)::float8 / sum(x.expected_readings)) END
+FROM r CROSS JOIN LATERAL (
+    SELECT * FROM analytics.{source} s
+    WHERE s.meter_id = r.meter_id AND s.bucket >= r.f AND s.bucket < r.t OFFSET 0) x
+GROUP BY 1, 2
+"""
+)
+_WIDEN = sql.SQL(
+    """
+UPDATE pg_temp.energy_touched
+SET from_ts = date_trunc({unit}, from_ts, 'Asia/Shanghai'),
+    to_ts = date_add(date_trunc({unit}, to_ts - interval '1 microsecond', 'Asia/Shanghai'),
+                     {step}, 'Asia/Shanghai')
+"""
+)
+
+
+def _roll_up_tables(conn: Connection, touched: Sequence[tuple[int, datetime, datetime]]) -> None:
+    """Recompute the hour, day and month rows that the touched 15-minute ranges fall in."""
+    conn.execute(_TOUCHED)
+    for i in range(0, len(touched), _VALUES_CHUNK):
+        part = touched[i : i + _VALUES_CHUNK]
+        conn.execute(
+            sql.SQL("INSERT INTO pg_temp.energy_touched VALUES {}").format(
+                sql.SQL(", ").join([sql.SQL("(%s, %s, %s)")] * len(part))
+            ),
+            [x for row in part for x in row],
+        )
+    for target, source, unit in _LEVELS:
+        params = {"unit": sql.Literal(unit), "step": sql.Literal(f"1 {unit}")}
+        names = {"target": sql.Identifier(target), "source": sql.Identifier(source)}
+        conn.execute(_ROLLUP_DELETE.format(**names, **params))
+        conn.execute(_ROLLUP_INSERT.format(**names, **params))
+        conn.execute(_WIDEN.format(**params))
+
+
+def _refresh_aggregates(conn: Connection, lo: datetime, hi: datetime) -> None:
+    """Refresh the continuous aggregates over [lo, hi), widened to whole months (outside a
+    transaction, as TimescaleDB requires)."""
+    lo_m = conn.execute("SELECT date_trunc('month', %s::timestamptz, 'Asia/Shanghai')", (lo,)).fetchone()
+    hi_m = conn.execute(
+        "SELECT date_add(date_trunc('month', %s::timestamptz - interval '1 microsecond', 'Asia/Shanghai'),"
+        " '1 month', 'Asia/Shanghai')",
+        (hi,),
+    ).fetchone()
+    assert lo_m is not None and hi_m is not None
+    for view in ("energy_hour", "energy_day", "energy_month"):
+        conn.execute(
+            "CALL refresh_continuous_aggregate(%s, %s::timestamptz, %s::timestamptz)",
+            (f"analytics.{view}", lo_m[0], hi_m[0]),
+        )
+
+
+# --- the run -------------------------------------------------------------------------
+
+_ARRIVALS = """
+SELECT meter_id, min(ts), max(ts), count(*)
+FROM ingest.reading
+WHERE received_at > %s
+GROUP BY meter_id, date_trunc('day', ts)
+"""
+# ±infinity in the table (whole history) are clamped to dates Python can hold.
+_CLAIM = (
+    "SELECT dirty_id, meter_id, greatest(from_ts, '1970-01-01Z'), least(to_ts, '2200-01-01Z')"
+    " FROM analytics.energy_dirty ORDER BY dirty_id"
+)
+
+
+def mark_dirty(
+    conn: Connection,
+    from_ts: datetime,
+    to_ts: datetime,
+    meter_ids: Sequence[int] | None = None,
+    reason: str = "recompute",
+) -> int:
+    """Mark reading times [from_ts, to_ts] of the given meters (all energy meters if None) for
+    recomputation by the next run; returns the number of meters marked."""
+    cur = conn.execute(
+        "INSERT INTO analytics.energy_dirty (meter_id, from_ts, to_ts, reason)"
+        " SELECT meter_id, %s, %s, %s FROM registry.meter"
+        " WHERE kind IN ('register', 'interval') AND (%s::integer[] IS NULL OR meter_id = ANY(%s))",
+        (
+            from_ts,
+            to_ts,
+            reason,
+            None if meter_ids is None else list(meter_ids),
+            None if meter_ids is None else list(meter_ids),
+        ),
+    )
+    return cur.rowcount
+
+
+_MERGE_GAP = timedelta(days=1)
+
+
+def _merge(ranges: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """[lo, hi] ranges less than a day apart merged (their windows would overlap), by start."""
+    merged: list[tuple[datetime, datetime]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1] + _MERGE_GAP:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def run_energy(conn: Connection, progress: Progress | None = None) -> EnergyRunSummary:
+    """One run of the energy job on an autocommit connection (see the module docstring)."""
+    if not conn.autocommit:
+        raise ValueError("run_energy needs an autocommit connection")
+    started = datetime.now(UTC)
+    copy = _can_copy(conn)
+    timescale = energy_timescaledb(conn)
+    with conn.transaction():
+        row = conn.execute(
+            "SELECT greatest(received_through, '1970-01-01Z') FROM analytics.energy_state"
+        ).fetchone()
+        until_row = conn.execute(_UNTIL).fetchone()
+        assert row is not None and until_row is not None
+        watermark, until = row[0], until_row[0]
+        arrivals = conn.execute(_ARRIVALS, (watermark,)).fetchall()
+        claimed = conn.execute(_CLAIM).fetchall()
+    work: dict[int, list[tuple[datetime, datetime]]] = {}
+    last_seen: dict[int, datetime] = {}
+    for meter_id, lo, hi, _count in arrivals:
+        work.setdefault(meter_id, []).append((lo, hi))
+        last_seen[meter_id] = max(hi, last_seen.get(meter_id, hi))
+    for _dirty_id, meter_id, lo, hi in claimed:
+        work.setdefault(meter_id, []).append((max(lo, _MIN_TS), min(hi, _MAX_TS)))
+    meters = load_meters(conn, work)
+    total_readings = total_buckets = total_ranges = 0
+    touched: list[tuple[int, datetime, datetime]] = []
+    done = 0
+    for meter_id in sorted(work):
+        meter = meters.get(meter_id)
+        if meter is None:  # a gauge, or readings of an unknown meter: not energy
+            continue
+        for lo, hi in _merge(work[meter_id]):
+            with conn.transaction():
+                window = _window(conn, meter, lo, hi)
+                ts, values = _readings(conn, meter_id, window.read_lo, window.read_hi, copy)
+                buckets, _steps = meter_buckets(
+                    ts, values, meter.spec, meter.replacements, meter.multiplier_changes
+                )
+                w_lo, w_hi = _epoch_s(window.write_lo), _epoch_s(window.write_hi)
+                keep = (buckets.bucket_s >= w_lo) & (buckets.bucket_s < w_hi)
+                conn.execute(_STAGE)
+                conn.execute(_DELETE_15, (meter_id, window.write_lo, window.write_hi))
+                written = _stage_rows(conn, meter_id, buckets, keep, copy)
+                conn.execute(_FROM_STAGE)
+            touched.append((meter_id, window.write_lo, window.write_hi))
+            total_readings += len(ts)
+            total_buckets += written
+            total_ranges += 1
+        done += 1
+        if progress is not None:
+            progress(done, len(work))
+    with conn.transaction():
+        if touched and not timescale:
+            _roll_up_tables(conn, touched)
+        conn.execute("UPDATE analytics.energy_state SET received_through = %s, updated_at = now()", (until,))
+        if claimed:
+            conn.execute(
+                "DELETE FROM analytics.energy_dirty WHERE dirty_id = ANY(%s)", ([c[0] for c in claimed],)
+            )
+        for meter_id in sorted(set(work) & set(meters)):
+            conn.execute(
+                "INSERT INTO analytics.energy_meter_state (meter_id, last_reading_ts, computed_at)"
+                " VALUES (%s, %s, now()) ON CONFLICT (meter_id) DO UPDATE SET"
+                " last_reading_ts = greatest(energy_meter_state.last_reading_ts, excluded.last_reading_ts),"
+                " computed_at = excluded.computed_at",
+                (meter_id, last_seen.get(meter_id)),
+            )
+    if touched and timescale:
+        _refresh_aggregates(conn, min(t[1] for t in touched), max(t[2] for t in touched))
+    seconds = (datetime.now(UTC) - started).total_seconds()
+    summary = EnergyRunSummary(
+        len(set(work) & set(meters)),
+        total_ranges,
+        total_readings,
+        total_buckets,
+        len(claimed),
+        timescale,
+        seconds,
+    )
+    log.info("%s", summary)
+    return summary

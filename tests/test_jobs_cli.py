@@ -1,0 +1,41 @@
+"""``parkenergy analyze run|recompute`` against a real PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from typer.testing import CliRunner
+
+from parkenergy.cli import app
+from tests.test_energy_store import SHANGHAI_MIDNIGHT, insert, load, meter, total
+
+runner = CliRunner()
+
+
+def test_analyze_run_and_recompute(database_url: str, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": database_url}
+    assert runner.invoke(app, ["db", "migrate"], env=env).exit_code == 0
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        ids = load(conn, tmp_path, meter("EL"))
+        insert(conn, ids["EL"], SHANGHAI_MIDNIGHT, [100.0 + 5 * i for i in range(9)])
+    result = runner.invoke(app, ["analyze", "run", "energy"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "energy: ok: energy: 1 meters" in result.output
+    assert runner.invoke(app, ["analyze", "run", "nope"], env=env).exit_code == 2
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert total(conn, "day", "EL") == 40.0
+        conn.execute("DELETE FROM analytics.energy_15min")  # lost derived rows come back on demand
+    start = (SHANGHAI_MIDNIGHT - timedelta(days=1)).isoformat()
+    end = datetime(2025, 3, 1, tzinfo=UTC).isoformat()
+    result = runner.invoke(
+        app, ["analyze", "recompute", "--from", start, "--to", end, "--meter", "EL"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert "marked 1 meters dirty" in result.output
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        assert total(conn, "15min", "EL") == 40.0
+        assert conn.execute("SELECT count(*) FROM analytics.job_run WHERE status = 'ok'").fetchone() == (2,)
+    bad = runner.invoke(app, ["analyze", "recompute", "--from", "2025-01-01", "--to", end], env=env)
+    assert bad.exit_code != 0
