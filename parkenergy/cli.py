@@ -24,7 +24,7 @@ from parkdata.migrate import MigrationError, TimescaleMode, migrate, packaged_mi
 from parkdata.registry_file import RegistryFileError, read_meter_events_file, read_registry_file
 from parkdata.registry_store import list_meters, store_meter_events, store_registry
 from parkdata.settings import Settings, SettingsError, load_settings
-from parkenergy import services
+from parkenergy import cli_accounting, cli_analyze, cli_dashboards, cli_simulate, services
 from parkenergy.clikit import Context, console, err_console, fail, print_rows, settings_of
 from parkenergy.demo import run_demo
 from parkenergy.logs import configure_logging
@@ -46,6 +46,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(registry_app, name="registry")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(embedded_app, name="embedded")
+cli_dashboards.register(app)
+cli_accounting.register(app)
+cli_analyze.register(app)
+cli_simulate.register(app)
 
 
 @app.callback()
