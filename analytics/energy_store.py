@@ -10,8 +10,9 @@ The storage half of the ``energy`` job (docs/energy.md); the arithmetic is
 2. for each meter and range, reads the readings of the range with enough context on both
    sides for the persistence rules, recomputes, and replaces the 15-minute buckets of the
    range: the cost follows the new data, not the history;
-3. rolls the touched buckets up to hour, day and month (Asia/Shanghai calendar): tables
-   without TimescaleDB, a refresh of the continuous aggregates with it;
+3. gives silent meters coverage-0 rows up to the run time (:func:`fill_silent`, when the
+   job passes ``silent_until``), then rolls the touched buckets up to hour, day and month
+   (Asia/Shanghai calendar): tables without TimescaleDB, a refresh of the continuous aggregates with it;
 4. advances the watermark and deletes the claimed dirty ranges.
 
 Every step is idempotent: a crash before step 4 only means the next run does it again.
@@ -46,6 +47,7 @@ __all__ = [
     "EnergyRunSummary",
     "MeterEnergy",
     "energy_timescaledb",
+    "fill_silent",
     "load_meters",
     "mark_dirty",
     "run_energy",
@@ -495,6 +497,53 @@ def mark_dirty(
     return cur.rowcount
 
 
+# Silent meters (DOMAIN.md §4 completeness = received / expected; §8 gaps are not zeros):
+# a registered, not retired energy meter that has reported before but sends nothing gets
+# 15-minute rows with quantity 0, readings 0 and its expected readings (coverage 0) from
+# the bucket that starts with or holds its last reading (existing rows are kept) up to
+# the run time less a grace of two expected intervals (at least SILENCE_GRACE_S, for
+# batches still in transit). When it reports again, the gap is spread between the two
+# valid readings and those rows are rewritten.
+SILENCE_GRACE_S = 3600
+_FILL_SILENT = """
+WITH m AS (
+    SELECT m.meter_id, coalesce(m.expected_interval_s, 900) AS interval_s,
+           (SELECT max(r.ts) FROM ingest.reading r WHERE r.meter_id = m.meter_id) AS last_ts,
+           least(%(until)s::timestamptz
+                 - make_interval(secs => greatest(2 * coalesce(m.expected_interval_s, 900), %(grace)s)),
+                 coalesce(m.retired_at, 'infinity')) AS fill_to
+    FROM registry.meter m
+    WHERE m.kind IN ('register', 'interval')
+), b AS (
+    SELECT m.meter_id, m.interval_s, extract(epoch FROM g)::bigint AS s, g AS bucket
+    FROM m CROSS JOIN LATERAL generate_series(
+        to_timestamp(floor(extract(epoch FROM m.last_ts) / 900) * 900),
+        to_timestamp(floor(extract(epoch FROM m.fill_to) / 900) * 900) - interval '15 minutes',
+        interval '15 minutes') AS g
+    WHERE m.last_ts IS NOT NULL
+)
+INSERT INTO analytics.energy_15min (meter_id, bucket, quantity, estimated_quantity, flagged_quantity,
+                                    readings, expected_readings, coverage)
+SELECT b.meter_id, b.bucket, 0, 0, 0, 0, x.expected, CASE WHEN x.expected > 0 THEN 0.0 END
+FROM b CROSS JOIN LATERAL (
+    SELECT ((b.s + 900) / b.interval_s - b.s / b.interval_s)::integer AS expected) x
+ON CONFLICT (meter_id, bucket) DO NOTHING
+RETURNING meter_id, bucket
+"""
+
+
+def fill_silent(conn: Connection, until: datetime) -> list[tuple[int, datetime, datetime]]:
+    """Coverage-0 rows for energy meters silent since their last reading, up to ``until`` less
+    the grace; returns the touched ranges (meter_id, from, to) to roll up."""
+    rows = conn.execute(_FILL_SILENT, {"until": until, "grace": SILENCE_GRACE_S}).fetchall()
+    ranges: dict[int, tuple[datetime, datetime]] = {}
+    for meter_id, bucket in rows:
+        lo, hi = ranges.get(meter_id, (bucket, bucket))
+        ranges[meter_id] = (min(lo, bucket), max(hi, bucket))
+    step = timedelta(seconds=BUCKET_S)
+    return [(m, lo, hi + step) for m, (lo, hi) in sorted(ranges.items())]
+
+
 _MERGE_GAP = timedelta(days=1)
 
 
@@ -509,8 +558,14 @@ def _merge(ranges: list[tuple[datetime, datetime]]) -> list[tuple[datetime, date
     return merged
 
 
-def run_energy(conn: Connection, progress: Progress | None = None) -> EnergyRunSummary:
-    """One run of the energy job on an autocommit connection (see the module docstring)."""
+def run_energy(
+    conn: Connection, progress: Progress | None = None, silent_until: datetime | None = None
+) -> EnergyRunSummary:
+    """One run of the energy job on an autocommit connection (see the module docstring).
+
+    silent_until : the run time up to which silent meters get coverage-0 rows (the job
+        passes its ``now``); None leaves silent meters alone.
+    """
     if not conn.autocommit:
         raise ValueError("run_energy needs an autocommit connection")
     started = datetime.now(UTC)
@@ -561,6 +616,9 @@ def run_energy(conn: Connection, progress: Progress | None = None) -> EnergyRunS
         if progress is not None:
             progress(done, len(work))
     with conn.transaction():
+        if silent_until is not None:
+            silent = fill_silent(conn, silent_until)
+            touched.extend(silent)
         if touched and not timescale:
             _roll_up_tables(conn, touched)
         conn.execute("UPDATE analytics.energy_state SET received_through = %s, updated_at = now()", (until,))

@@ -16,6 +16,7 @@ from analytics.factors import Co2Factor, ElectricityBasis, FactorError, TceFacto
 
 __all__ = [
     "SETTINGS",
+    "WORKING_MEDIA",
     "add_co2_factor",
     "add_override",
     "add_tce_factor",
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 
 Connection = psycopg.Connection[Any]
 
-SETTINGS = ("electricity_basis", "co2_region")
+SETTINGS = ("electricity_basis", "co2_region", "working_media")
+WORKING_MEDIA = ("exclude", "include")  # migration 0010: 国家统计局 form 205-1 practice / GB/T 2589-2020
 
 _LISTS = {
     "tce": "SELECT carrier, basis, unit, kgce_per_unit, valid_from, valid_to, confidence, revision,"
@@ -197,7 +199,7 @@ def add_override(conn: Connection, override: TceOverride) -> int:
 
 
 def settings(conn: Connection) -> dict[str, str]:
-    """The accounting settings (electricity_basis, co2_region)."""
+    """The accounting settings (electricity_basis, co2_region, working_media)."""
     return {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM accounting.setting")}
 
 
@@ -208,13 +210,16 @@ def set_setting(conn: Connection, key: str, value: str) -> None:
     ------
     FactorError
         Unknown key, or a value the factor tables cannot serve (a basis other than
-        calorific/equivalent, a region without electricity factors).
+        calorific/equivalent, a region without electricity factors, working_media other
+        than exclude/include).
     """
     if key not in SETTINGS:
         raise FactorError(f"unknown setting {key!r}; one of: {', '.join(SETTINGS)}")
     with conn.transaction():
         if key == "electricity_basis" and value not in {b.value for b in ElectricityBasis}:
             raise FactorError("electricity_basis is 'calorific' (当量) or 'equivalent' (等价)")
+        if key == "working_media" and value not in WORKING_MEDIA:
+            raise FactorError("working_media is 'exclude' (statistics form 205-1) or 'include' (GB/T 2589)")
         if key == "co2_region":
             regions = [
                 str(r)

@@ -5,7 +5,7 @@ connection; it must be idempotent, since a crash means it runs again. Jobs are r
 by name with their default schedule; other modules add theirs with one line here, naming
 the function by its dotted path so that nothing is imported before it is needed::
 
-    register(Job("forecast", "analytics.forecast:run_job", interval_s=3600, description="..."))
+    register(Job("report", "analytics.report:run", interval_s=86400, description="..."))
 
 :func:`run_job` runs one job at most once at a time across all processes (a PostgreSQL
 advisory lock per job name) and records every run in ``analytics.job_run``.
@@ -171,7 +171,15 @@ def _energy(conn: Connection, now: datetime) -> str:
     """Interval energy from new and late readings, and its rollups (analytics.energy_store)."""
     from analytics.energy_store import run_energy  # noqa: PLC0415 - jobs load lazily
 
-    return str(run_energy(conn, progress=progress_hook.get()))
+    return str(run_energy(conn, progress=progress_hook.get(), silent_until=now))
 
 
 register(Job("energy", _energy, 60.0, "interval energy per meter (15 min) and its hour/day/month rollups"))
+register(
+    Job(
+        "forecast",
+        "analytics.forecast:run",
+        3600.0,
+        "forecast of energy and value added to the target year, with the target status (analytics.forecast)",
+    )
+)

@@ -344,9 +344,12 @@ def factors_override(  # noqa: PLR0917 (typer: one parameter per option)
 @factors_app.command("set")
 def factors_set(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="electricity_basis or co2_region.")],
+    key: Annotated[str, typer.Argument(help="electricity_basis, co2_region or working_media.")],
     value: Annotated[
-        str, typer.Argument(help="calorific | equivalent; a grid region such as hubei or national.")
+        str,
+        typer.Argument(
+            help="calorific | equivalent; a grid region such as hubei or national; exclude | include."
+        ),
     ],
 ) -> None:
     """Change an accounting setting (every tce and CO2 figure follows at once)."""

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from parkenergy.embedded import EmbeddedBroker, EmbeddedPostgres, EmbeddedServerError, find_mosquitto
+from tests.simulated_park import simulated_park  # noqa: F401 - shared session fixture
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,8 @@ from pathlib import Path
 import psycopg
 from typer.testing import CliRunner
 
+from analytics.forecast import run as run_forecast
+from analytics.jobs import get, jobs
 from parkenergy.cli import app
 from tests.test_energy_store import SHANGHAI_MIDNIGHT, insert, load, meter, total
 
@@ -39,3 +41,18 @@ def test_analyze_run_and_recompute(database_url: str, tmp_path: Path) -> None:
         assert conn.execute("SELECT count(*) FROM analytics.job_run WHERE status = 'ok'").fetchone() == (2,)
     bad = runner.invoke(app, ["analyze", "recompute", "--from", "2025-01-01", "--to", end], env=env)
     assert bad.exit_code != 0
+
+
+def test_forecast_is_a_scheduled_job_and_runs_from_the_cli(database_url: str) -> None:
+    forecast = get("forecast")
+    assert forecast.interval_s == 3600.0 and forecast.function() is run_forecast
+    assert [j.name for j in jobs()][:2] == ["energy", "forecast"]
+    env = {"DATABASE_URL": database_url}
+    assert runner.invoke(app, ["db", "migrate"], env=env).exit_code == 0
+    result = runner.invoke(app, ["analyze", "run", "forecast"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "forecast: ok: forecast run 1: 0 series forecast" in result.output
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        runs = conn.execute("SELECT job, status FROM analytics.job_run").fetchall()
+        stored = conn.execute("SELECT groups FROM accounting.forecast_run").fetchall()
+    assert runs == [("forecast", "ok")] and stored == [(0,)]

@@ -13,7 +13,7 @@ history and for a history ``--ratio`` times shorter (a fresh database each):
 
 The incremental cost should be the same at both history sizes (it follows the new data).
 
-    .venv/bin/python benchmarks/analytics.py --years 4
+    .venv/bin/python benchmarks/energy.py --years 4
 """
 
 from __future__ import annotations
