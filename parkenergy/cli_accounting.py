@@ -125,7 +125,6 @@ _TABLE_COLUMNS = (
     "park_code",
     "industry_code",
     "enterprise_code",
-    "period",
     "variant",
     "energy_tce",
     "value_added_10k_yuan",
@@ -136,15 +135,16 @@ _TABLE_COLUMNS = (
     "path_value",
     "status",
     "coverage",
-    "low_coverage",
 )
 
 
 def _shown(value: object, column: str) -> object:
     if not isinstance(value, float):
         return value
-    if column in ("change_vs_2022", "coverage"):
-        return f"{value:+.2%}" if column == "change_vs_2022" else f"{value:.1%}"
+    if column == "change_vs_2022":
+        return f"{value:+.2%}"
+    if column == "coverage":
+        return f"{value:.1%}"
     if column in ("energy_tce", "value_added_10k_yuan"):
         return f"{value:,.1f}"
     return f"{value:.4f}"
@@ -184,8 +184,14 @@ def intensity(  # noqa: PLR0917 (typer: one parameter per option)
         for row in rows:
             sys.stdout.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
         return
-    shown = [{c: _shown(r[c], c) for c in _TABLE_COLUMNS if c in r} for r in rows]
-    print_rows(shown, False, title=f"intensity, {level}, {period}")
+    # The table leaves out what the title says (level, period) and columns empty at this
+    # level; a coverage below 90 % is marked with "!" (DOMAIN.md §4), never hidden.
+    columns = [c for c in _TABLE_COLUMNS if any(r.get(c) is not None for r in rows)]
+    shown: list[dict[str, object]] = [
+        {c: f"{_shown(r[c], c)}{'!' if c == 'coverage' and r.get('low_coverage') else ''}" for c in columns}
+        for r in rows
+    ]
+    print_rows(shown, False, title=f"intensity, {level}, {period} (coverage < 90 % marked !)")
 
 
 # -- factors -----------------------------------------------------------------
