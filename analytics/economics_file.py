@@ -2,7 +2,7 @@
 
 Pure: no database. Each reader returns rows that passed every check a file alone
 allows, or raises :class:`EconomicsFileError` listing *all* problems found, each
-with file, line and column (the house style of :mod:`parkdata.registry_file`).
+with file, line and column, read by :mod:`parkdata.table_file` as the registry files are.
 Checks that need the database (the enterprise exists) are made by
 :mod:`analytics.economics_store`, which imports nothing unless every line is good.
 
@@ -25,21 +25,15 @@ File format (docs/accounting.md, "Economics files")
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import re
-import zipfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from openpyxl import load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
-
 from parkdata.carriers import CARRIERS
-from parkdata.registry_file import Problem
+from parkdata.table_file import Fields, Problem, Record, TableFileError, as_text, read_records
 from parkdata.units import UNITS, Dimension
 
 __all__ = [
@@ -62,14 +56,8 @@ _QUANTITY = frozenset({Dimension.ENERGY, Dimension.VOLUME, Dimension.MASS})
 _YEARS = range(1990, 2101)
 
 
-class EconomicsFileError(ValueError):
+class EconomicsFileError(TableFileError):
     """An economics file cannot be imported; ``problems`` lists every reason."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems: list[Problem] = sorted(problems, key=lambda p: (p.file, p.line))
-        count = len(self.problems)
-        lines = "\n".join(f"  {p}" for p in self.problems)
-        super().__init__(f"{count} problem{'s' if count != 1 else ''}:\n{lines}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,194 +116,27 @@ class OutputRow:
     line: int
 
 
-# --- reading lines ------------------------------------------------------------------------
-
-
-class _Unreadable(Exception):
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-        self.message = message
-
-
-def _is_blank(cell: object) -> bool:
-    return cell is None or (isinstance(cell, str) and not cell.strip())
-
-
-def _csv_lines(path: Path) -> Iterator[tuple[int, list[object]]]:
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise _Unreadable(
-            data[: exc.start].count(b"\n") + 1, "not UTF-8 text (save the CSV as UTF-8)"
-        ) from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    start = 1
-    try:
-        for cells in reader:
-            yield start, list(cells)
-            start = reader.line_num + 1
-    except csv.Error as exc:
-        raise _Unreadable(reader.line_num, f"malformed CSV: {exc}") from None
-
-
-def _xlsx_lines(path: Path) -> Iterator[tuple[int, list[object]]]:
-    try:
-        book = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError) as exc:
-        raise _Unreadable(0, f"not a readable XLSX workbook: {exc}") from None
-    try:
-        for number, cells in enumerate(book.worksheets[0].iter_rows(min_row=1, values_only=True), 1):
-            yield number, list(cells)
-    finally:
-        book.close()
-
-
-def _lines(path: Path) -> Iterator[tuple[int, list[object]]]:
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return _csv_lines(path)
-    if suffix in (".xlsx", ".xlsm"):
-        return _xlsx_lines(path)
-    raise _Unreadable(0, f"unsupported file type {suffix or '(none)'!r}; use .csv or .xlsx")
-
-
-@dataclass(frozen=True, slots=True)
-class _Record:
-    line: int
-    cells: dict[str, object]
-
-
-def _header(
-    file: str, cells: list[object], required: Sequence[str], optional: Sequence[str]
-) -> dict[int, str]:
-    known = set(required) | set(optional)
-    columns: dict[int, str] = {}
-    problems: list[Problem] = []
-    for position, cell in enumerate(cells):
-        name = str(cell).strip().lstrip("\ufeff").strip().lower() if cell is not None else ""
-        if not name:
-            continue
-        if name not in known:
-            problems.append(Problem(file, 1, name, f"unknown column {name!r}"))
-        elif name in columns.values():
-            problems.append(Problem(file, 1, name, f"column {name!r} appears twice"))
-        else:
-            columns[position] = name
-    missing = [name for name in required if name not in columns.values()]
-    if missing:
-        problems.append(Problem(file, 1, None, f"missing required column(s): {', '.join(missing)}"))
-    if problems:
-        raise EconomicsFileError(problems)
-    return columns
+# --- typed cells --------------------------------------------------------------------------
 
 
 def _records(
     path: Path, required: Sequence[str], optional: Sequence[str], problems: list[Problem]
-) -> list[_Record]:
-    file = str(path)
-    columns: dict[int, str] | None = None
-    records: list[_Record] = []
-    try:
-        for line, cells in _lines(path):
-            if columns is None:
-                columns = _header(file, cells, required, optional)
-                continue
-            if all(_is_blank(c) for c in cells):
-                continue
-            values: dict[str, object] = {}
-            for position, cell in enumerate(cells):
-                if position in columns:
-                    values[columns[position]] = cell
-                elif not _is_blank(cell):
-                    problems.append(
-                        Problem(
-                            file, line, None, f"value {cell!r} in column {position + 1}, which has no header"
-                        )
-                    )
-            records.append(_Record(line, values))
-    except _Unreadable as exc:
-        raise EconomicsFileError([*problems, Problem(file, exc.line, None, exc.message)]) from None
-    except OSError as exc:
-        raise EconomicsFileError([Problem(file, 0, None, f"cannot read: {exc.strerror or exc}")]) from None
-    if columns is None:
-        raise EconomicsFileError([Problem(file, 1, None, "empty file: no header line")])
-    return records
+) -> list[Record]:
+    """Every non-blank data line; any header problem stops the reading at once."""
+    return read_records(path, required, optional, problems, EconomicsFileError, strict_header=True)
 
 
-# --- typed cells --------------------------------------------------------------------------
+class _Fields(Fields):
+    """:class:`Fields` with years and months."""
 
-
-def _as_text(cell: object) -> str:
-    if cell is None:
-        return ""
-    if isinstance(cell, float) and cell.is_integer():
-        return str(int(cell))
-    return str(cell).strip()
-
-
-@dataclass(slots=True)
-class _Fields:
-    file: str
-    record: _Record
-    problems: list[Problem]
-    found: int = field(default=0)
-
-    @property
-    def ok(self) -> bool:
-        return self.found == 0
-
-    def problem(self, column: str | None, message: str) -> None:
-        self.problems.append(Problem(self.file, self.record.line, column, message))
-        self.found += 1
-
-    def text(self, column: str) -> str:
-        return _as_text(self.record.cells.get(column))
-
-    def required(self, column: str) -> str:
-        value = self.text(column)
-        if not value:
-            self.problem(column, "value is required")
-        return value
-
-    def code(self, column: str, pattern: re.Pattern[str], allowed: str) -> str:
-        value = self.required(column)
-        if value and not pattern.fullmatch(value):
-            self.problem(column, f"{value!r} may contain only {allowed}")
-        return value
-
-    def number(self, column: str, *, required: bool = True, positive: bool = False) -> float | None:
-        """A finite number >= 0 (> 0 with ``positive``); None when empty and not required."""
-        cell = self.record.cells.get(column)
-        if _is_blank(cell):
-            if required:
-                self.problem(column, "value is required")
-            return None
-        if isinstance(cell, bool) or not isinstance(cell, int | float | str):
-            self.problem(column, f"{cell!r} is not a number")
-            return None
-        try:
-            value = float(cell)
-        except ValueError:
-            self.problem(column, f"{cell!r} is not a number")
-            return None
-        if not math.isfinite(value):
-            self.problem(column, f"{cell!r} is not a finite number")
-            return None
-        if value < 0 or (positive and value == 0):
-            self.problem(
-                column, f"must be {'greater than 0' if positive else '0 or more'}, got {_as_text(cell)}"
-            )
-            return None
-        return value
+    __slots__ = ()
 
     def year(self, column: str) -> int | None:
-        value = self.number(column)
+        value = self.number(column, required=True, allow_zero=True)
         if value is None:
             return None
         if not value.is_integer() or int(value) not in _YEARS:
-            self.problem(column, f"{_as_text(self.record.cells.get(column))!r} is not a year (1990-2100)")
+            self.problem(column, f"{as_text(self.record.cells.get(column))!r} is not a year (1990-2100)")
             return None
         return int(value)
 
@@ -368,8 +189,8 @@ def read_value_added_file(path: Path) -> list[ValueAddedRow]:
         f = _Fields(file, record, problems)
         code = f.code("enterprise_code", _CODE, "letters, digits, '_' and '-'")
         period = f.period("period")
-        value = f.number("value_added_10k_yuan")
-        index = f.number("price_index_2022", required=False, positive=True)
+        value = f.number("value_added_10k_yuan", required=True, allow_zero=True)
+        index = f.number("price_index_2022")
         if not f.ok or period is None or value is None:
             continue
         dup = _duplicate(
@@ -395,7 +216,7 @@ def read_deflators_file(path: Path) -> list[DeflatorRow]:
         f = _Fields(file, record, problems)
         code = f.code("industry_code", _INDUSTRY, "1-5 letters or digits (a GB/T 4754 code or prefix)")
         year = f.year("year")
-        index = f.number("price_index_2022", positive=True)
+        index = f.number("price_index_2022", required=True)
         if not f.ok or year is None or index is None:
             continue
         dup = _duplicate(seen, (code, year), file, record.line, column="year", what=f"industry {code} {year}")
@@ -449,10 +270,10 @@ def read_baseline_file(path: Path) -> list[BaselineRow]:
         if carrier and carrier not in CARRIERS:
             f.problem("carrier", f"{carrier!r} is not one of: {', '.join(CARRIERS)}")
         unit = _baseline_unit(f, carrier)
-        consumption = f.number("consumption")
-        feedstock = f.number("feedstock", required=False) or 0.0
-        non_fossil = f.number("non_fossil", required=False) or 0.0
-        va = f.number("value_added_10k_yuan", positive=True)
+        consumption = f.number("consumption", required=True, allow_zero=True)
+        feedstock = f.number("feedstock", allow_zero=True) or 0.0
+        non_fossil = f.number("non_fossil", allow_zero=True) or 0.0
+        va = f.number("value_added_10k_yuan", required=True)
         if consumption is not None and feedstock + non_fossil > consumption * (1 + 1e-6) + 1e-3:
             f.problem(
                 "consumption",
@@ -498,7 +319,7 @@ def read_output_file(path: Path) -> list[OutputRow]:
         code = f.code("enterprise_code", _CODE, "letters, digits, '_' and '-'")
         period = f.period("period")
         product = f.required("product")
-        quantity = f.number("quantity")
+        quantity = f.number("quantity", required=True, allow_zero=True)
         unit = f.required("unit")
         if not f.ok or period is None or quantity is None:
             continue

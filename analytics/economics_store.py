@@ -233,6 +233,27 @@ def _who(changed_by: str | None) -> str:
     return changed_by or getpass.getuser()
 
 
+def _columns(table: _Table, rows: Sequence[Any], ids: Mapping[str, int]) -> list[dict[str, object]]:
+    """The table's columns of each row: same-named attributes, ``enterprise_id`` by enterprise code."""
+    return [
+        {
+            c: ids[r.enterprise_code] if c == "enterprise_id" else getattr(r, c)
+            for c in (*table.keys, *table.values)
+        }
+        for r in rows
+    ]
+
+
+def _store(conn: Connection, table: _Table, rows: Sequence[Any], changed_by: str | None) -> ImportSummary:
+    """Import the rows of one table (one transaction)."""
+    with conn.transaction():
+        _begin(conn)
+        ids = _enterprise_ids(conn, rows) if "enterprise_id" in table.keys else {}
+        summary = _upsert(conn, table, _columns(table, rows, ids), _source(rows), _who(changed_by))
+    log.info("%s", summary)
+    return summary
+
+
 def store_value_added(
     conn: Connection, rows: Sequence[ValueAddedRow], changed_by: str | None = None
 ) -> ImportSummary:
@@ -240,36 +261,14 @@ def store_value_added(
 
     Raises :class:`EconomicsFileError` naming each line of an unknown enterprise.
     """
-    with conn.transaction():
-        _begin(conn)
-        ids = _enterprise_ids(conn, rows)
-        data = [
-            {
-                "enterprise_id": ids[r.enterprise_code],
-                "period": r.period,
-                "value_added_10k_yuan": r.value_added_10k_yuan,
-                "price_index_2022": r.price_index_2022,
-            }
-            for r in rows
-        ]
-        summary = _upsert(conn, _VALUE_ADDED, data, _source(rows), _who(changed_by))
-    log.info("%s", summary)
-    return summary
+    return _store(conn, _VALUE_ADDED, rows, changed_by)
 
 
 def store_deflators(
     conn: Connection, rows: Sequence[DeflatorRow], changed_by: str | None = None
 ) -> ImportSummary:
     """Import industry deflators (one transaction)."""
-    with conn.transaction():
-        _begin(conn)
-        data = [
-            {"industry_code": r.industry_code, "year": r.year, "price_index_2022": r.price_index_2022}
-            for r in rows
-        ]
-        summary = _upsert(conn, _DEFLATOR, data, _source(rows), _who(changed_by))
-    log.info("%s", summary)
-    return summary
+    return _store(conn, _DEFLATOR, rows, changed_by)
 
 
 def store_baseline(
@@ -283,26 +282,9 @@ def store_baseline(
         _begin(conn)
         ids = _enterprise_ids(conn, rows)
         who, source = _who(changed_by), _source(rows)
-        energy = [
-            {
-                "enterprise_id": ids[r.enterprise_code],
-                "year": r.year,
-                "carrier": r.carrier,
-                "unit": r.unit,
-                "consumption": r.consumption,
-                "feedstock": r.feedstock,
-                "non_fossil": r.non_fossil,
-            }
-            for r in rows
-        ]
-        va = {
-            (ids[r.enterprise_code], r.year): {
-                "enterprise_id": ids[r.enterprise_code],
-                "year": r.year,
-                "value_added_10k_yuan": r.value_added_10k_yuan,
-            }
-            for r in rows
-        }
+        energy = _columns(_BASELINE, rows, ids)
+        # One value added per enterprise and year (the file repeats it on every carrier's line).
+        va = {(v["enterprise_id"], v["year"]): v for v in _columns(_BASELINE_VA, rows, ids)}
         energy_summary = _upsert(
             conn, _BASELINE, energy, source, who, replace_scope=("enterprise_id", "year")
         )
@@ -312,23 +294,11 @@ def store_baseline(
 
 
 def store_output(conn: Connection, rows: Sequence[OutputRow], changed_by: str | None = None) -> ImportSummary:
-    """Import monthly product output (one transaction)."""
-    with conn.transaction():
-        _begin(conn)
-        ids = _enterprise_ids(conn, rows)
-        data = [
-            {
-                "enterprise_id": ids[r.enterprise_code],
-                "period": r.period,
-                "product": r.product,
-                "quantity": r.quantity,
-                "unit": r.unit,
-            }
-            for r in rows
-        ]
-        summary = _upsert(conn, _OUTPUT, data, _source(rows), _who(changed_by))
-    log.info("%s", summary)
-    return summary
+    """Import monthly product output (one transaction).
+
+    Raises :class:`EconomicsFileError` naming each line of an unknown enterprise.
+    """
+    return _store(conn, _OUTPUT, rows, changed_by)
 
 
 def _source(rows: Sequence[Any]) -> str:

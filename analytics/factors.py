@@ -60,8 +60,9 @@ def kgce_per_unit_from_lhv(lhv_kj_per_unit: float) -> float:
     return lhv_kj_per_unit / KJ_PER_KGCE
 
 
-def _check_common(carrier: str, unit: str, valid_from: date, valid_to: date | None, source: str) -> str:
-    """Checks shared by every factor; returns the canonical unit symbol."""
+def _check_common(factor: TceFactor | Co2Factor | TceOverride) -> None:
+    """Checks shared by every factor; makes its unit the canonical symbol."""
+    carrier, unit = factor.carrier, factor.unit
     if carrier not in CARRIERS:
         raise FactorError(f"unknown carrier {carrier!r}; one of: {', '.join(CARRIERS)}")
     known = UNITS.get(unit)
@@ -69,11 +70,11 @@ def _check_common(carrier: str, unit: str, valid_from: date, valid_to: date | No
         raise FactorError(f"{unit!r} is not a unit of energy, volume or mass")
     if known.dimension not in CARRIERS[carrier].dimensions:
         raise FactorError(f"carrier {carrier} is not measured in {known.dimension} ({unit})")
-    if valid_to is not None and valid_to <= valid_from:
+    if factor.valid_to is not None and factor.valid_to <= factor.valid_from:
         raise FactorError("valid_to must come after valid_from")
-    if not source.strip():
+    if not factor.source.strip():
         raise FactorError("a factor needs its source")
-    return known.symbol
+    object.__setattr__(factor, "unit", known.symbol)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +95,7 @@ class TceFactor:
     note: str | None = None
 
     def __post_init__(self) -> None:
-        symbol = _check_common(self.carrier, self.unit, self.valid_from, self.valid_to, self.source)
-        object.__setattr__(self, "unit", symbol)
+        _check_common(self)
         if not self.kgce_per_unit > 0:
             raise FactorError("kgce_per_unit must be positive")
         allowed = {b.value for b in ElectricityBasis} if self.carrier == "electricity" else {"any"}
@@ -124,8 +124,7 @@ class Co2Factor:
     note: str | None = None
 
     def __post_init__(self) -> None:
-        symbol = _check_common(self.carrier, self.unit, self.valid_from, self.valid_to, self.source)
-        object.__setattr__(self, "unit", symbol)
+        _check_common(self)
         if not self.kgco2_per_unit >= 0:
             raise FactorError("kgco2_per_unit must be 0 or more")
         if (self.carrier == "electricity") == (self.region == "any"):
@@ -148,7 +147,6 @@ class TceOverride:
     note: str | None = None
 
     def __post_init__(self) -> None:
-        symbol = _check_common(self.carrier, self.unit, self.valid_from, self.valid_to, self.source)
-        object.__setattr__(self, "unit", symbol)
+        _check_common(self)
         if not self.kgce_per_unit > 0:
             raise FactorError("kgce_per_unit must be positive")

@@ -8,9 +8,11 @@ revision at query time, so the change applies to every figure at once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from analytics.factors import Co2Factor, ElectricityBasis, FactorError, TceFactor, TceOverride
 
@@ -73,6 +75,29 @@ def _same_dimension_unit(conn: Connection, table: str, carrier: str, unit: str) 
         raise FactorError(f"{carrier} already has factors per {row[0]}; give the value per {row[0]}")
 
 
+def _add_revision(conn: Connection, table: str, values: Mapping[str, object], *, key: Sequence[str]) -> int:
+    """Insert ``values`` into ``accounting.<table>`` as the next revision of their key (1 if new).
+
+    Key columns match with IS NOT DISTINCT FROM, so a NULL ``meter_id`` (an override of
+    the whole enterprise) is a key of its own. Returns the revision stored.
+    """
+    ident = sql.Identifier("accounting", table)
+    query = sql.SQL(
+        "INSERT INTO {t} ({columns}, revision) SELECT {values}, coalesce(max(revision), 0) + 1"
+        " FROM {t} WHERE {key} RETURNING revision"
+    ).format(
+        t=ident,
+        columns=sql.SQL(", ").join(map(sql.Identifier, values)),
+        values=sql.SQL(", ").join(sql.Placeholder() * len(values)),
+        key=sql.SQL(" AND ").join(
+            sql.SQL("{} IS NOT DISTINCT FROM %s").format(sql.Identifier(k)) for k in key
+        ),
+    )
+    row = conn.execute(query, (*values.values(), *(values[k] for k in key))).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def add_tce_factor(conn: Connection, factor: TceFactor) -> int:
     """Store a coefficient, as revision 1 of a new key or the next revision of an existing one.
 
@@ -83,69 +108,54 @@ def add_tce_factor(conn: Connection, factor: TceFactor) -> int:
     """
     with conn.transaction():
         _same_dimension_unit(conn, "tce", factor.carrier, factor.unit)
-        row = conn.execute(
-            "INSERT INTO accounting.tce_factor (carrier, basis, unit, kgce_per_unit, valid_from, valid_to,"
-            " source, confidence, note, revision)"
-            " SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(max(revision), 0) + 1"
-            " FROM accounting.tce_factor WHERE carrier = %s AND basis = %s AND unit = %s AND valid_from = %s"
-            " RETURNING revision",
-            (
-                factor.carrier,
-                factor.basis,
-                factor.unit,
-                factor.kgce_per_unit,
-                factor.valid_from,
-                factor.valid_to,
-                factor.source,
-                factor.confidence.value,
-                factor.note,
-                factor.carrier,
-                factor.basis,
-                factor.unit,
-                factor.valid_from,
-            ),
-        ).fetchone()
-    assert row is not None
+        revision = _add_revision(
+            conn,
+            "tce_factor",
+            {
+                "carrier": factor.carrier,
+                "basis": factor.basis,
+                "unit": factor.unit,
+                "kgce_per_unit": factor.kgce_per_unit,
+                "valid_from": factor.valid_from,
+                "valid_to": factor.valid_to,
+                "source": factor.source,
+                "confidence": factor.confidence.value,
+                "note": factor.note,
+            },
+            key=("carrier", "basis", "unit", "valid_from"),
+        )
     log.info(
         "tce factor %s/%s per %s from %s: revision %s",
         factor.carrier,
         factor.basis,
         factor.unit,
         factor.valid_from,
-        row[0],
+        revision,
     )
-    return int(row[0])
+    return revision
 
 
 def add_co2_factor(conn: Connection, factor: Co2Factor) -> int:
     """Store an emission factor (new key or next revision); returns the revision stored."""
     with conn.transaction():
         _same_dimension_unit(conn, "co2", factor.carrier, factor.unit)
-        row = conn.execute(
-            "INSERT INTO accounting.co2_factor (carrier, region, unit, kgco2_per_unit, reference_year,"
-            " valid_from, valid_to, source, confidence, note, revision)"
-            " SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(max(revision), 0) + 1"
-            " FROM accounting.co2_factor WHERE carrier = %s AND region = %s AND unit = %s AND valid_from = %s"
-            " RETURNING revision",
-            (
-                factor.carrier,
-                factor.region,
-                factor.unit,
-                factor.kgco2_per_unit,
-                factor.reference_year,
-                factor.valid_from,
-                factor.valid_to,
-                factor.source,
-                factor.confidence.value,
-                factor.note,
-                factor.carrier,
-                factor.region,
-                factor.unit,
-                factor.valid_from,
-            ),
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
+        return _add_revision(
+            conn,
+            "co2_factor",
+            {
+                "carrier": factor.carrier,
+                "region": factor.region,
+                "unit": factor.unit,
+                "kgco2_per_unit": factor.kgco2_per_unit,
+                "reference_year": factor.reference_year,
+                "valid_from": factor.valid_from,
+                "valid_to": factor.valid_to,
+                "source": factor.source,
+                "confidence": factor.confidence.value,
+                "note": factor.note,
+            },
+            key=("carrier", "region", "unit", "valid_from"),
+        )
 
 
 def add_override(conn: Connection, override: TceOverride) -> int:
@@ -169,33 +179,23 @@ def add_override(conn: Connection, override: TceOverride) -> int:
                 raise FactorError(
                     f"meter {override.meter_code} measures {meter_carrier}, not {override.carrier}"
                 )
-        row = conn.execute(
-            "INSERT INTO accounting.tce_factor_override (enterprise_id, meter_id, carrier, unit,"
-            " kgce_per_unit, valid_from, valid_to, source, confidence, note, revision)"
-            " SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(max(revision), 0) + 1"
-            " FROM accounting.tce_factor_override WHERE enterprise_id = %s"
-            " AND meter_id IS NOT DISTINCT FROM %s AND carrier = %s AND unit = %s AND valid_from = %s"
-            " RETURNING revision",
-            (
-                enterprise_id,
-                meter_id,
-                override.carrier,
-                override.unit,
-                override.kgce_per_unit,
-                override.valid_from,
-                override.valid_to,
-                override.source,
-                override.confidence.value,
-                override.note,
-                enterprise_id,
-                meter_id,
-                override.carrier,
-                override.unit,
-                override.valid_from,
-            ),
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
+        return _add_revision(
+            conn,
+            "tce_factor_override",
+            {
+                "enterprise_id": enterprise_id,
+                "meter_id": meter_id,
+                "carrier": override.carrier,
+                "unit": override.unit,
+                "kgce_per_unit": override.kgce_per_unit,
+                "valid_from": override.valid_from,
+                "valid_to": override.valid_to,
+                "source": override.source,
+                "confidence": override.confidence.value,
+                "note": override.note,
+            },
+            key=("enterprise_id", "meter_id", "carrier", "unit", "valid_from"),
+        )
 
 
 def settings(conn: Connection) -> dict[str, str]:

@@ -9,13 +9,11 @@ only there, a meter that already has readings) are made by
 
 File format
 -----------
-- CSV: UTF-8 with or without a byte-order mark, comma-separated, header on line 1.
-  Line numbers are the file's physical line numbers (a quoted multi-line value
-  is reported at the line where its record starts).
-- XLSX: the first worksheet, header in row 1; line numbers are row numbers.
-- Header names are matched case-insensitively, surrounding whitespace ignored.
-  An unknown column is an error (a misspelt optional column would otherwise be
-  silently ignored). Blank rows are skipped.
+That of :mod:`parkdata.table_file`: CSV (UTF-8, header on line 1, line numbers are
+the file's physical lines) or XLSX (first worksheet, row numbers). Header names are
+matched case-insensitively, surrounding whitespace ignored. An unknown column is an
+error (a misspelt optional column would otherwise be silently ignored), yet the lines
+are still checked so that one run lists every problem. Blank rows are skipped.
 
 Registry columns: ``park_code, park_name, enterprise_code, enterprise_name,
 industry_code, meter_code, carrier, unit, kind`` and optionally ``multiplier``
@@ -30,22 +28,15 @@ optionally ``final_register``, ``initial_register``, ``new_multiplier``, ``note`
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 import re
-import zipfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
-from openpyxl import load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
-
 from parkdata.carriers import CARRIERS, MeterKind, MeterPurpose
+from parkdata.table_file import Fields, Problem, Record, TableFileError, as_text, is_blank, read_records
 from parkdata.units import UNITS, Dimension
 
 __all__ = [
@@ -93,45 +84,8 @@ _EVENTS_REQUIRED = ("enterprise_code", "meter_code", "event_type", "effective_at
 _EVENTS_OPTIONAL = ("final_register", "initial_register", "new_multiplier", "note")
 
 
-# --- problems -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One thing wrong with one line of a file.
-
-    Parameters
-    ----------
-    file : str
-        The file as the user named it.
-    line : int
-        CSV line or XLSX row, the header being 1; 0 when the problem concerns the
-        whole file (unreadable, unsupported type).
-    column : str or None
-        The column at fault, when there is one.
-    message : str
-        What is wrong, naming the bad value.
-    """
-
-    file: str
-    line: int
-    column: str | None
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        column = f" {self.column}:" if self.column else ""
-        return f"{where}:{column} {self.message}"
-
-
-class RegistryFileError(ValueError):
+class RegistryFileError(TableFileError):
     """A registry or meter-event file cannot be loaded; ``problems`` lists every reason."""
-
-    def __init__(self, problems: Sequence[Problem]) -> None:
-        self.problems: list[Problem] = sorted(problems, key=lambda p: (p.file, p.line))
-        count = len(self.problems)
-        lines = "\n".join(f"  {p}" for p in self.problems)
-        super().__init__(f"{count} problem{'s' if count != 1 else ''}:\n{lines}")
 
 
 # --- typed rows ---------------------------------------------------------------------------
@@ -243,195 +197,15 @@ class MeterEventRow:
     line: int
 
 
-# --- reading cells ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Record:
-    """One non-blank data line: raw cells keyed by (normalised) column name."""
-
-    line: int
-    cells: dict[str, object]
-
-
-class _Unreadable(Exception):
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
-        self.message = message
-
-
-def _is_blank(cell: object) -> bool:
-    return cell is None or (isinstance(cell, str) and not cell.strip())
-
-
-def _csv_lines(path: Path) -> Iterator[tuple[int, list[object]]]:
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise _Unreadable(line, "not UTF-8 text (save the CSV as UTF-8)") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    start = 1
-    try:
-        for cells in reader:
-            yield start, list(cells)
-            start = reader.line_num + 1
-    except csv.Error as exc:
-        raise _Unreadable(reader.line_num, f"malformed CSV: {exc}") from None
-
-
-def _xlsx_lines(path: Path) -> Iterator[tuple[int, list[object]]]:
-    try:
-        book = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, InvalidFileException, KeyError) as exc:
-        raise _Unreadable(0, f"not a readable XLSX workbook: {exc}") from None
-    try:
-        # Read-only worksheets fill skipped rows with empty ones, so enumerate = row number.
-        for number, cells in enumerate(book.worksheets[0].iter_rows(min_row=1, values_only=True), 1):
-            yield number, list(cells)
-    finally:
-        book.close()
-
-
-def _lines(path: Path) -> Iterator[tuple[int, list[object]]]:
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return _csv_lines(path)
-    if suffix in (".xlsx", ".xlsm"):
-        return _xlsx_lines(path)
-    raise _Unreadable(0, f"unsupported file type {suffix or '(none)'!r}; use .csv or .xlsx")
-
-
-def _header_name(cell: object) -> str:
-    return str(cell).strip().lstrip("\ufeff").strip().lower() if cell is not None else ""
-
-
-@dataclass(frozen=True, slots=True)
-class _Header:
-    columns: dict[int, str]
-    """Cell position → known column name."""
-    labelled: frozenset[int]
-    """Positions with any header text, known or not."""
-
-
-def _read_header(
-    file: str, cells: list[object], required: Sequence[str], optional: Sequence[str]
-) -> tuple[_Header, list[Problem]]:
-    """Map cell positions to known column names; problems for unknown, repeated or missing ones."""
-    known = set(required) | set(optional)
-    columns: dict[int, str] = {}
-    labelled: set[int] = set()
-    problems: list[Problem] = []
-    for position, cell in enumerate(cells):
-        name = _header_name(cell)
-        if not name:
-            continue
-        labelled.add(position)
-        if name not in known:
-            problems.append(Problem(file, 1, name, f"unknown column {name!r}"))
-        elif name in columns.values():
-            problems.append(Problem(file, 1, name, f"column {name!r} appears twice"))
-        else:
-            columns[position] = name
-    missing = [name for name in required if name not in columns.values()]
-    if missing:
-        problems.append(Problem(file, 1, None, f"missing required column(s): {', '.join(missing)}"))
-    return _Header(columns, frozenset(labelled)), problems
-
-
-def _record(
-    file: str, line: int, cells: list[object], header: _Header, problems: list[Problem]
-) -> _Record | None:
-    """The cells of one line by column name; None for a blank line."""
-    if all(_is_blank(cell) for cell in cells):
-        return None
-    values: dict[str, object] = {}
-    for position, cell in enumerate(cells):
-        if position in header.columns:
-            values[header.columns[position]] = cell
-        elif position not in header.labelled and not _is_blank(cell):
-            problems.append(
-                Problem(file, line, None, f"value {cell!r} in column {position + 1}, which has no header")
-            )
-    return _Record(line, values)
-
-
-def _read_records(
-    path: Path, required: Sequence[str], optional: Sequence[str], problems: list[Problem]
-) -> list[_Record]:
-    """Every non-blank data line of ``path``; raises at once if the header is unusable."""
-    file = str(path)
-    records: list[_Record] = []
-    header: _Header | None = None
-    try:
-        for line, cells in _lines(path):
-            if header is None:
-                header, header_problems = _read_header(file, cells, required, optional)
-                problems.extend(header_problems)
-                if not set(required) <= set(header.columns.values()):
-                    raise RegistryFileError(problems)  # rows cannot be read without them
-                continue
-            record = _record(file, line, cells, header, problems)
-            if record is not None:
-                records.append(record)
-    except _Unreadable as exc:
-        raise RegistryFileError([*problems, Problem(file, exc.line, None, exc.message)]) from None
-    except OSError as exc:
-        raise RegistryFileError([Problem(file, 0, None, f"cannot read: {exc.strerror or exc}")]) from None
-    if header is None:
-        raise RegistryFileError([Problem(file, 1, None, "empty file: no header line")])
-    return records
-
-
 # --- typed values from cells --------------------------------------------------------------
 
 _E = TypeVar("_E", bound=StrEnum)
 
 
-def _as_text(cell: object) -> str:
-    """A cell as stripped text; XLSX numbers without their '.0' (3120.0 → '3120')."""
-    if cell is None:
-        return ""
-    if isinstance(cell, float) and cell.is_integer():
-        return str(int(cell))
-    return str(cell).strip()
+class _Fields(Fields):
+    """:class:`Fields` with the registry's choices, whole numbers, flags and times."""
 
-
-@dataclass(slots=True)
-class _Fields:
-    """Typed access to one record's cells; every bad value becomes a :class:`Problem`."""
-
-    file: str
-    record: _Record
-    problems: list[Problem]
-    found: int = field(default=0)
-
-    @property
-    def ok(self) -> bool:
-        """True while no cell of this record was bad."""
-        return self.found == 0
-
-    def problem(self, column: str | None, message: str) -> None:
-        self.problems.append(Problem(self.file, self.record.line, column, message))
-        self.found += 1
-
-    def text(self, column: str) -> str:
-        """The cell as text, '' when empty."""
-        return _as_text(self.record.cells.get(column))
-
-    def required(self, column: str) -> str:
-        value = self.text(column)
-        if not value:
-            self.problem(column, "value is required")
-        return value
-
-    def code(self, column: str, pattern: re.Pattern[str], allowed: str) -> str:
-        value = self.required(column)
-        if value and not pattern.fullmatch(value):
-            self.problem(column, f"{value!r} may contain only {allowed}")
-        return value
+    __slots__ = ()
 
     def choice(self, column: str, enum: type[_E], default: _E | None = None) -> _E | None:
         value = self.text(column).lower()
@@ -447,35 +221,13 @@ class _Fields:
             self.problem(column, f"{value!r} is not one of: {names}")
             return None
 
-    def number(self, column: str, *, allow_zero: bool = False) -> float | None:
-        """A finite number > 0 (>= 0 with ``allow_zero``); None when the cell is empty."""
-        cell = self.record.cells.get(column)
-        if _is_blank(cell):
-            return None
-        if isinstance(cell, bool) or not isinstance(cell, int | float | str):
-            self.problem(column, f"{cell!r} is not a number")
-            return None
-        try:
-            value = float(cell)
-        except ValueError:
-            self.problem(column, f"{cell!r} is not a number")
-            return None
-        if not math.isfinite(value):
-            self.problem(column, f"{cell!r} is not a finite number")
-            return None
-        if value < 0 or (value == 0 and not allow_zero):
-            bound = "0 or more" if allow_zero else "greater than 0"
-            self.problem(column, f"must be {bound}, got {_as_text(cell)}")
-            return None
-        return value
-
     def whole(self, column: str) -> int | None:
         """A positive whole number; None when the cell is empty."""
         value = self.number(column)
         if value is None:
             return None
         if not value.is_integer():
-            self.problem(column, f"must be a whole number, got {_as_text(self.record.cells[column])}")
+            self.problem(column, f"must be a whole number, got {as_text(self.record.cells[column])}")
             return None
         return int(value)
 
@@ -484,7 +236,7 @@ class _Fields:
         cell = self.record.cells.get(column)
         if isinstance(cell, bool):
             return cell
-        value = _as_text(cell).lower()
+        value = as_text(cell).lower()
         if not value:
             return None
         if value in _TRUE or value in _FALSE:
@@ -593,7 +345,7 @@ def _meter(fields: _Fields, enterprise_code: str) -> MeterRow | None:
     )
 
 
-def _registry_line(file: str, record: _Record, problems: list[Problem]) -> _RegistryLine | None:
+def _registry_line(file: str, record: Record, problems: list[Problem]) -> _RegistryLine | None:
     fields = _Fields(file, record, problems)
     park_code = fields.code("park_code", _CODE, "letters, digits, '_' and '-'")
     park_name = fields.required("park_name")
@@ -731,7 +483,7 @@ def read_registry_file(path: Path) -> RegistryFile:
     """
     file = str(path)
     problems: list[Problem] = []
-    records = _read_records(path, _REGISTRY_REQUIRED, _REGISTRY_OPTIONAL, problems)
+    records = read_records(path, _REGISTRY_REQUIRED, _REGISTRY_OPTIONAL, problems, RegistryFileError)
     parks: dict[str, ParkRow] = {}
     enterprises: dict[str, EnterpriseRow] = {}
     meters: dict[tuple[str, str], MeterRow] = {}
@@ -764,7 +516,7 @@ def _event_numbers(fields: _Fields, event_type: MeterEventType | None) -> dict[s
     values: dict[str, float | None] = {}
     for column, owner in _EVENT_NUMBERS.items():
         values[column] = fields.number(column, allow_zero=owner is MeterEventType.REPLACEMENT)
-        blank = _is_blank(fields.record.cells.get(column))
+        blank = is_blank(fields.record.cells.get(column))
         if event_type is owner and blank:
             fields.problem(column, f"a {owner} event needs {column}")
         elif event_type is not None and event_type is not owner and not blank:
@@ -772,7 +524,7 @@ def _event_numbers(fields: _Fields, event_type: MeterEventType | None) -> dict[s
     return values
 
 
-def _meter_event(file: str, record: _Record, problems: list[Problem]) -> MeterEventRow | None:
+def _meter_event(file: str, record: Record, problems: list[Problem]) -> MeterEventRow | None:
     fields = _Fields(file, record, problems)
     enterprise_code = fields.code("enterprise_code", _CODE, "letters, digits, '_' and '-'")
     meter_code = fields.code("meter_code", _METER_CODE, "letters, digits, '_', '.' and '-'")
@@ -819,7 +571,7 @@ def read_meter_events_file(path: Path) -> list[MeterEventRow]:
     """
     file = str(path)
     problems: list[Problem] = []
-    records = _read_records(path, _EVENTS_REQUIRED, _EVENTS_OPTIONAL, problems)
+    records = read_records(path, _EVENTS_REQUIRED, _EVENTS_OPTIONAL, problems, RegistryFileError)
     events: list[MeterEventRow] = []
     seen: dict[tuple[str, str, MeterEventType, datetime], int] = {}
     for record in records:

@@ -230,16 +230,22 @@ _FROM = typer.Option(help="First day of validity (YYYY-MM-DD).", formats=["%Y-%m
 _TO = typer.Option(help="First day no longer valid (YYYY-MM-DD); default: open.", formats=["%Y-%m-%d"])
 _SOURCE = typer.Option(help="Where the value comes from (standard, announcement, test report).")
 _CONF = typer.Option(help="H (primary text), M (secondary), U (unverified).")
+_CARRIER = typer.Option(help="Registry carrier code.")
+_NOTE = typer.Option(help="Free text.")
 
 
 def _day(value: datetime) -> date:
     return value.date()
 
 
+def _until(valid_to: datetime | None) -> date | None:
+    return None if valid_to is None else valid_to.date()
+
+
 @factors_app.command("add-tce")
 def factors_add_tce(  # noqa: PLR0917 (typer: one parameter per option)
     ctx: typer.Context,
-    carrier: Annotated[str, typer.Option(help="Registry carrier code.")],
+    carrier: Annotated[str, _CARRIER],
     unit: Annotated[str, typer.Option(help="Unit the coefficient is per (e.g. kWh, m3, kg, MJ).")],
     kgce_per_unit: Annotated[float, typer.Option(help="Coefficient [kgce per unit].")],
     valid_from: Annotated[datetime, _FROM],
@@ -247,7 +253,7 @@ def factors_add_tce(  # noqa: PLR0917 (typer: one parameter per option)
     confidence: Annotated[Confidence, _CONF],
     basis: Annotated[str, typer.Option(help="Electricity: calorific or equivalent; others: any.")] = "any",
     valid_to: Annotated[datetime | None, _TO] = None,
-    note: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    note: Annotated[str | None, _NOTE] = None,
 ) -> None:
     """Add a tce coefficient; the same carrier, basis, unit and valid_from again is a revision."""
     _store_factor(
@@ -260,7 +266,7 @@ def factors_add_tce(  # noqa: PLR0917 (typer: one parameter per option)
             source,
             confidence,
             basis,
-            None if valid_to is None else _day(valid_to),
+            _until(valid_to),
             note,
         ),
         add_tce_factor,
@@ -271,7 +277,7 @@ def factors_add_tce(  # noqa: PLR0917 (typer: one parameter per option)
 @factors_app.command("add-co2")
 def factors_add_co2(  # noqa: PLR0917 (typer: one parameter per option)
     ctx: typer.Context,
-    carrier: Annotated[str, typer.Option(help="Registry carrier code.")],
+    carrier: Annotated[str, _CARRIER],
     unit: Annotated[str, typer.Option(help="Unit the factor is per.")],
     kgco2_per_unit: Annotated[float, typer.Option(help="Factor [kg CO2 per unit].")],
     valid_from: Annotated[datetime, _FROM],
@@ -282,7 +288,7 @@ def factors_add_co2(  # noqa: PLR0917 (typer: one parameter per option)
     ] = "any",
     reference_year: Annotated[int | None, typer.Option(help="Year a yearly published factor is for.")] = None,
     valid_to: Annotated[datetime | None, _TO] = None,
-    note: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    note: Annotated[str | None, _NOTE] = None,
 ) -> None:
     """Add a CO2 emission factor; the same carrier, region, unit and valid_from again is a revision."""
     _store_factor(
@@ -296,7 +302,7 @@ def factors_add_co2(  # noqa: PLR0917 (typer: one parameter per option)
             confidence,
             region,
             reference_year,
-            None if valid_to is None else _day(valid_to),
+            _until(valid_to),
             note,
         ),
         add_co2_factor,
@@ -308,7 +314,7 @@ def factors_add_co2(  # noqa: PLR0917 (typer: one parameter per option)
 def factors_override(  # noqa: PLR0917 (typer: one parameter per option)
     ctx: typer.Context,
     enterprise: Annotated[str, typer.Option(help="Enterprise code.")],
-    carrier: Annotated[str, typer.Option(help="Registry carrier code.")],
+    carrier: Annotated[str, _CARRIER],
     unit: Annotated[str, typer.Option(help="Unit the value is per (e.g. m3).")],
     valid_from: Annotated[datetime, _FROM],
     source: Annotated[str, _SOURCE],
@@ -319,7 +325,7 @@ def factors_override(  # noqa: PLR0917 (typer: one parameter per option)
         float | None, typer.Option(help="Measured net calorific value [kJ per unit]; ÷ 29307.6 gives kgce.")
     ] = None,
     valid_to: Annotated[datetime | None, _TO] = None,
-    note: Annotated[str | None, typer.Option(help="Free text.")] = None,
+    note: Annotated[str | None, _NOTE] = None,
 ) -> None:
     """Add a site override of a tce coefficient (e.g. measured gas LHV) for an enterprise or one meter."""
     if (kgce_per_unit is None) == (lhv_kj_per_unit is None):
@@ -340,7 +346,7 @@ def factors_override(  # noqa: PLR0917 (typer: one parameter per option)
             source,
             confidence,
             meter,
-            None if valid_to is None else _day(valid_to),
+            _until(valid_to),
             note,
         )
 

@@ -657,42 +657,27 @@ class Generator:
             return
         start, end = int(out.ts[hit].min()), int(out.ts[hit].max())
         window = {"window_start": rfc3339(g.start_s), "window_end": rfc3339(g.end_s)}
+        offline = [StatusChange(g.enterprise, g.start_s, False), StatusChange(g.enterprise, g.end_s, True)]
+
+        def truth(**detail: Any) -> None:
+            """The fault's ground-truth record: the readings hit, ``detail`` and the window."""
+            out.truth.append(
+                self._record(g.kind, None, g.enterprise, start, end, readings=len(hit), **detail, **window)
+            )
+
         if g.kind is FaultKind.GATEWAY_OFFLINE:
             keep[hit] = False
-            out.statuses += [
-                StatusChange(g.enterprise, g.start_s, False),
-                StatusChange(g.enterprise, g.end_s, True),
-            ]
-            out.truth.append(
-                self._record(g.kind, None, g.enterprise, start, end, readings=len(hit), **window)
-            )
+            out.statuses += offline
+            truth()
         elif g.kind is FaultKind.LATE_BURST:
             group = len(out.group_due) + 1
             out.group[hit] = group
             out.group_due[group] = g.end_s + g.param_s
-            out.statuses += [
-                StatusChange(g.enterprise, g.start_s, False),
-                StatusChange(g.enterprise, g.end_s, True),
-            ]
-            out.truth.append(
-                self._record(
-                    g.kind,
-                    None,
-                    g.enterprise,
-                    start,
-                    end,
-                    readings=len(hit),
-                    published_at=rfc3339(g.end_s + g.param_s),
-                    **window,
-                )
-            )
+            out.statuses += offline
+            truth(published_at=rfc3339(g.end_s + g.param_s))
         elif g.kind is FaultKind.CLOCK_SKEW:
             out.ts[hit] += g.param_s
-            out.truth.append(
-                self._record(
-                    g.kind, None, g.enterprise, start, end, readings=len(hit), offset_s=g.param_s, **window
-                )
-            )
+            truth(offset_s=g.param_s)
         else:  # duplicate: the window's readings are delivered a second time
             group = len(out.group_due) + 1
             out.group_due[group] = g.end_s + g.param_s
@@ -701,18 +686,7 @@ class Generator:
             out.value = np.concatenate([out.value, out.value[hit]])
             out.group = np.concatenate([out.group, np.full(len(hit), group, dtype=np.int64)])
             out.duplicate = np.concatenate([out.duplicate, np.ones(len(hit), dtype=np.bool_)])
-            out.truth.append(
-                self._record(
-                    g.kind,
-                    None,
-                    g.enterprise,
-                    start,
-                    end,
-                    readings=len(hit),
-                    published_at=rfc3339(g.end_s + g.param_s),
-                    **window,
-                )
-            )
+            truth(published_at=rfc3339(g.end_s + g.param_s))
 
     # -- iteration -------------------------------------------------------------------------
 

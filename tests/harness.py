@@ -1,11 +1,12 @@
 """Helpers shared by the integration tests: a migrated database with the test
-registry, a collector on a thread, a QoS 1 publisher, and polling."""
+registry, registry and meter-event files written and stored, a collector on a
+thread, a QoS 1 publisher, and polling."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -17,9 +18,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from collector.service import Collector, CollectorConfig
 from parkdata.migrate import migrate
-from parkdata.registry_file import read_registry_file
-from parkdata.registry_store import store_registry
+from parkdata.registry_file import read_meter_events_file, read_registry_file
+from parkdata.registry_store import store_meter_events, store_registry
 from parkdata.settings import MqttEndpoint
+from simulators.files import EVENT_COLUMNS, REGISTRY_COLUMNS, Cell, write_table
 from tests.golden import REGISTRY_CSV
 
 
@@ -28,6 +30,25 @@ def prepare_database(url: str, registry: Path = REGISTRY_CSV) -> None:
         migrate(conn)
     with psycopg.connect(url) as conn:
         store_registry(conn, read_registry_file(registry))
+
+
+def load_registry_rows(
+    conn: psycopg.Connection[Any], path: Path, rows: Iterable[Sequence[Cell]]
+) -> dict[str, int]:
+    """Write ``rows`` to ``path`` as a registry CSV of every column
+    (:data:`simulators.files.REGISTRY_COLUMNS`) and store it; the meter ids by meter code."""
+    write_table(path, REGISTRY_COLUMNS, rows)
+    with conn.transaction():
+        store_registry(conn, read_registry_file(path))
+    return {str(c): int(i) for c, i in conn.execute("SELECT meter_code, meter_id FROM registry.meter")}
+
+
+def load_meter_event_rows(conn: psycopg.Connection[Any], path: Path, rows: Iterable[Sequence[Cell]]) -> None:
+    """Write ``rows`` to ``path`` as a meter-event CSV (:data:`simulators.files.EVENT_COLUMNS`)
+    and store it."""
+    write_table(path, EVENT_COLUMNS, rows)
+    with conn.transaction():
+        store_meter_events(conn, read_meter_events_file(path))
 
 
 def collector_config(

@@ -1,19 +1,48 @@
-"""Helpers of the simulator tests: expected readings, quarantine and what the database holds."""
+"""Helpers of the simulator tests: a backfill through the collector, expected readings,
+quarantine and what the database holds."""
 
 from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 import psycopg
 
+from collector.service import Collector
 from parkdata.migrate import migrate
 from parkdata.registry_file import read_meter_events_file, read_registry_file
 from parkdata.registry_store import store_meter_events, store_registry
-from simulators import DayOutput, Simulation
+from parkdata.settings import MqttEndpoint
+from simulators import DayOutput, RunStats, Simulation
+from simulators.publish import BulkPublisher
+from tests.harness import wait_for
 
 Reading = tuple[str, str, int, float]  # enterprise code, meter code, epoch s, value
+
+
+def publish_backfill(
+    sim: Simulation,
+    collector: Collector,
+    mqtt_url: str,
+    truth: TextIO,
+    *,
+    max_inflight: int,
+    timeout_s: float,
+) -> RunStats:
+    """Publish ``sim``'s backfill (QoS 1) and wait until ``collector`` has committed every message."""
+    publisher = BulkPublisher(MqttEndpoint.parse(mqtt_url), max_inflight=max_inflight)
+    try:
+        stats = sim.backfill(publisher.publish, truth=truth)
+    finally:
+        publisher.close()
+    wait_for(
+        lambda: collector.committed_messages >= stats.messages,
+        timeout_s,
+        lambda: f"{collector.committed_messages} of {stats.messages} messages committed",
+    )
+    return stats
 
 
 def stored_readings(sim: Simulation, days: list[DayOutput]) -> set[Reading]:

@@ -39,13 +39,11 @@ from analytics.economics_file import (
 )
 from analytics.economics_store import store_baseline, store_deflators, store_output, store_value_added
 from analytics.jobs import run_job
-from parkdata.settings import MqttEndpoint
 from parkenergy.embedded import EmbeddedBroker, EmbeddedPostgres, find_mosquitto
 from simulators import FaultRates, Simulation, SimulationConfig
-from simulators.publish import BulkPublisher
 from simulators.timebase import CST
-from tests.harness import collector_config, running_collector, wait_for
-from tests.sim_support import load_simulated_registry
+from tests.harness import collector_config, running_collector
+from tests.sim_support import load_simulated_registry, publish_backfill
 
 __all__ = ["ENTERPRISES", "SEED", "SimulatedPark", "simulated_park", "simulation_window"]
 
@@ -147,17 +145,8 @@ def simulated_park(
     broker.start()
     try:
         with running_collector(collector_config(url, broker.url, client_id="simulated-park")) as collector:
-            publisher = BulkPublisher(MqttEndpoint.parse(broker.url), max_inflight=500)
             truth = io.StringIO()
-            try:
-                stats = sim.backfill(publisher.publish, truth=truth)
-            finally:
-                publisher.close()
-            wait_for(
-                lambda: collector.committed_messages >= stats.messages,
-                120,
-                lambda: f"{collector.committed_messages} of {stats.messages} messages committed",
-            )
+            stats = publish_backfill(sim, collector, broker.url, truth, max_inflight=500, timeout_s=120)
         truth_path.write_text(truth.getvalue(), encoding="utf-8")
     finally:
         broker.stop()

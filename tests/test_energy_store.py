@@ -6,7 +6,6 @@ meters come from registry files through parkdata.registry_store.
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -23,27 +22,8 @@ from analytics.intervals import MeterSpec, meter_buckets
 from analytics.jobs import job_lock_key, run_job
 from analytics.scheduler import AlreadyRunningError, Service
 from parkdata.migrate import migrate
-from parkdata.registry_file import read_meter_events_file, read_registry_file
-from parkdata.registry_store import store_meter_events, store_registry
+from tests.harness import load_meter_event_rows, load_registry_rows
 
-HEADER = [
-    "park_code",
-    "park_name",
-    "enterprise_code",
-    "enterprise_name",
-    "industry_code",
-    "key_energy_unit",
-    "meter_code",
-    "carrier",
-    "unit",
-    "kind",
-    "purpose",
-    "multiplier",
-    "rollover",
-    "expected_interval_s",
-    "rated_capacity",
-    "parent_meter_code",
-]
 ENTERPRISE = "91420704TEST00001X"
 SHANGHAI_MIDNIGHT = datetime(2025, 1, 31, 16, 0, tzinfo=UTC)  # 2025-02-01 00:00 +08:00
 Conn = psycopg.Connection[Any]
@@ -84,29 +64,6 @@ def conn(database_url: str) -> Iterator[Conn]:
         yield c
 
 
-def load(conn: Conn, tmp_path: Path, *rows: list[str]) -> dict[str, int]:
-    path = tmp_path / "registry.csv"
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(HEADER)
-        w.writerows(rows)
-    with conn.transaction():
-        store_registry(conn, read_registry_file(path))
-    return {str(c): int(i) for c, i in conn.execute("SELECT meter_code, meter_id FROM registry.meter")}
-
-
-def events(conn: Conn, tmp_path: Path, lines: Sequence[str]) -> None:
-    path = tmp_path / "events.csv"
-    path.write_text(
-        "enterprise_code,meter_code,event_type,effective_at,final_register,initial_register,new_multiplier,note\n"
-        + "\n".join(lines)
-        + "\n",
-        encoding="utf-8",
-    )
-    with conn.transaction():
-        store_meter_events(conn, read_meter_events_file(path))
-
-
 def insert(
     conn: Conn,
     meter_id: int,
@@ -137,7 +94,7 @@ def total(conn: Conn, level: str, meter_code: str, column: str = "quantity") -> 
 
 
 def test_counter_faults_through_all_levels(conn: Conn, tmp_path: Path) -> None:
-    ids = load(conn, tmp_path, meter("EL", rollover="100000"))
+    ids = load_registry_rows(conn, tmp_path / "registry.csv", [meter("EL", rollover="100000")])
     # Day of 96 readings from 2025-02-01 00:00 local; register rises 10 kWh per 15 min.
     values: list[float | None] = [99_500.0 + 10 * i for i in range(96)]
     values = [v % 100_000 if v is not None else None for v in values]  # true rollover at 100000
@@ -169,7 +126,9 @@ def test_counter_faults_through_all_levels(conn: Conn, tmp_path: Path) -> None:
 
 
 def test_late_data_recomputes_a_rolled_up_month(conn: Conn, tmp_path: Path) -> None:
-    ids = load(conn, tmp_path, meter("COKE", kind="interval", interval="3600", capacity="80"))
+    ids = load_registry_rows(
+        conn, tmp_path / "registry.csv", [meter("COKE", kind="interval", interval="3600", capacity="80")]
+    )
     start = SHANGHAI_MIDNIGHT + timedelta(hours=1)
     hourly = [10.0] * (24 * 28)
     hourly[100] = None  # type: ignore[call-overload]
@@ -190,7 +149,7 @@ def test_late_data_recomputes_a_rolled_up_month(conn: Conn, tmp_path: Path) -> N
 
 
 def test_gap_spread_estimated_and_refilled_by_late_readings(conn: Conn, tmp_path: Path) -> None:
-    ids = load(conn, tmp_path, meter("EL"))
+    ids = load_registry_rows(conn, tmp_path / "registry.csv", [meter("EL")])
     values: list[float | None] = [1000.0 + 20 * i for i in range(48)]
     late = values[16:24]
     values[16:24] = [None] * 8
@@ -206,7 +165,11 @@ def test_gap_spread_estimated_and_refilled_by_late_readings(conn: Conn, tmp_path
 
 
 def test_multiplier_change_and_replacement_events(conn: Conn, tmp_path: Path) -> None:
-    ids = load(conn, tmp_path, meter("CT", multiplier="100", capacity="100000"), meter("WA", capacity="400"))
+    ids = load_registry_rows(
+        conn,
+        tmp_path / "registry.csv",
+        [meter("CT", multiplier="100", capacity="100000"), meter("WA", capacity="400")],
+    )
     insert(conn, ids["CT"], SHANGHAI_MIDNIGHT, [10.0 + i for i in range(9)])
     insert(conn, ids["WA"], SHANGHAI_MIDNIGHT, [480.0, 490.0, 500.0, 103.0, 113.0, 123.0, 133.0, 143.0])
     run_energy(conn)
@@ -215,12 +178,12 @@ def test_multiplier_change_and_replacement_events(conn: Conn, tmp_path: Path) ->
     assert total(conn, "day", "WA") == pytest.approx(20.0 + 40.0)
     change_at = (SHANGHAI_MIDNIGHT + timedelta(hours=1)).isoformat()
     replaced_at = (SHANGHAI_MIDNIGHT + timedelta(minutes=40)).isoformat()
-    events(
+    load_meter_event_rows(
         conn,
-        tmp_path,
+        tmp_path / "events.csv",
         [
-            f"{ENTERPRISE},CT,multiplier_change,{change_at},,,200,CT ratio doubled",
-            f"{ENTERPRISE},WA,replacement,{replaced_at},505,100,,new meter",
+            [ENTERPRISE, "CT", "multiplier_change", change_at, "", "", "200", "CT ratio doubled"],
+            [ENTERPRISE, "WA", "replacement", replaced_at, "505", "100", "", "new meter"],
         ],
     )
     assert conn.execute("SELECT count(DISTINCT meter_id) FROM analytics.energy_dirty").fetchone() == (2,)
@@ -233,7 +196,7 @@ def test_multiplier_change_and_replacement_events(conn: Conn, tmp_path: Path) ->
 
 
 def test_incremental_runs_equal_one_full_recompute(conn: Conn, tmp_path: Path) -> None:
-    ids = load(conn, tmp_path, meter("EL", rollover="5000", capacity="120"))
+    ids = load_registry_rows(conn, tmp_path / "registry.csv", [meter("EL", rollover="5000", capacity="120")])
     rng = np.random.default_rng(7)
     n = 4 * 24 * 6
     steps = rng.uniform(0, 25, n)

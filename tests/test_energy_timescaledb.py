@@ -7,7 +7,6 @@ tests/test_timescaledb.py; rules in TESTING-NOTES.md: one connection, no COPY).
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,28 +19,9 @@ from psycopg import sql
 
 from analytics.energy_store import energy_timescaledb, run_energy
 from parkdata.migrate import migrate
-from parkdata.registry_file import read_meter_events_file, read_registry_file
-from parkdata.registry_store import store_meter_events, store_registry
+from tests.harness import load_meter_event_rows, load_registry_rows
 from tests.test_timescaledb import _connect, migration_report, timescale_url  # noqa: F401
 
-HEADER = [
-    "park_code",
-    "park_name",
-    "enterprise_code",
-    "enterprise_name",
-    "industry_code",
-    "key_energy_unit",
-    "meter_code",
-    "carrier",
-    "unit",
-    "kind",
-    "purpose",
-    "multiplier",
-    "rollover",
-    "expected_interval_s",
-    "rated_capacity",
-    "parent_meter_code",
-]
 ENTERPRISE = "91420704TSDB00001X"
 START = datetime(2025, 1, 30, 16, 0, tzinfo=UTC)  # 2025-01-31 00:00 +08:00: crosses a month
 LEVELS = ("15min", "hour", "day", "month")
@@ -49,30 +29,22 @@ Conn = psycopg.Connection[Any]
 
 
 def _registry(conn: Conn, tmp_path: Path) -> dict[str, int]:
-    path = tmp_path / "registry.csv"
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(HEADER)
-        base = ["ECQ", "鄂城区", ENTERPRISE, "测试企业", "3120", "true"]
-        w.writerow(
-            [*base, "EL", "electricity", "kWh", "register", "consumption", "100", "10000", "900", "3000", ""]
-        )
-        w.writerow([*base, "COKE", "coke", "t", "interval", "consumption", "1", "", "3600", "80", ""])
-    with conn.transaction():
-        store_registry(conn, read_registry_file(path))
-    return {str(c): int(i) for c, i in conn.execute("SELECT meter_code, meter_id FROM registry.meter")}
+    base = ["ECQ", "鄂城区", ENTERPRISE, "测试企业", "3120", "true"]
+    return load_registry_rows(
+        conn,
+        tmp_path / "registry.csv",
+        [
+            [*base, "EL", "electricity", "kWh", "register", "consumption", "100", "10000", "900", "3000", ""],
+            [*base, "COKE", "coke", "t", "interval", "consumption", "1", "", "3600", "80", ""],
+        ],
+    )
 
 
 def _events(conn: Conn, tmp_path: Path) -> None:
-    path = tmp_path / "events.csv"
     at = (START + timedelta(hours=30, minutes=5)).isoformat()
-    path.write_text(
-        "enterprise_code,meter_code,event_type,effective_at,final_register,initial_register,new_multiplier,note\n"
-        f"{ENTERPRISE},EL,replacement,{at},9990,50,,\n",
-        encoding="utf-8",
+    load_meter_event_rows(
+        conn, tmp_path / "events.csv", [[ENTERPRISE, "EL", "replacement", at, "9990", "50", "", ""]]
     )
-    with conn.transaction():
-        store_meter_events(conn, read_meter_events_file(path))
 
 
 def _readings(ids: dict[str, int]) -> list[tuple[int, datetime, float]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -21,6 +20,7 @@ from parkdata.registry_store import (
     store_meter_events,
     store_registry,
 )
+from simulators.files import EVENT_COLUMNS, write_table
 
 STEEL = "91420704MA4C7K2P5H"
 HEADER = [
@@ -36,16 +36,6 @@ HEADER = [
     "multiplier",
     "parent_meter_code",
     "key_energy_unit",
-]
-EVENTS_HEADER = [
-    "enterprise_code",
-    "meter_code",
-    "event_type",
-    "effective_at",
-    "final_register",
-    "initial_register",
-    "new_multiplier",
-    "note",
 ]
 
 
@@ -88,20 +78,12 @@ def meter_line(
     ]
 
 
-def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
-
-
 def registry(tmp_path: Path, *rows: list[str], name: str = "registry.csv") -> RegistryFile:
-    return read_registry_file(write_csv(tmp_path / name, HEADER, list(rows)))
+    return read_registry_file(write_table(tmp_path / name, HEADER, list(rows)))
 
 
 def events(tmp_path: Path, *rows: list[str], name: str = "events.csv") -> Path:
-    return write_csv(tmp_path / name, EVENTS_HEADER, list(rows))
+    return write_table(tmp_path / name, EVENT_COLUMNS, list(rows))
 
 
 def count(conn: psycopg.Connection[Any], table: str) -> int:
@@ -397,7 +379,7 @@ def test_seven_hundred_enterprises_with_ten_meters_each(
         for e in range(700)
         for m in range(10)
     ]
-    big = read_registry_file(write_csv(tmp_path / "big.csv", HEADER, rows))
+    big = read_registry_file(write_table(tmp_path / "big.csv", HEADER, rows))
     summary = store_registry(conn, big)
     assert (summary.parks.inserted, summary.enterprises.inserted, summary.meters.inserted) == (5, 700, 7000)
     assert store_registry(conn, big).meters == UpsertCounts(0, 0, 7000)

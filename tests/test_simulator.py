@@ -25,12 +25,13 @@ from parkenergy.cli import app
 from simulators import DayOutput, FaultKind, FaultRates, Message, Simulation, SimulationConfig, build_park
 from simulators.codes import is_valid_uscc
 from simulators.economics import park_intensity_by_year
-from simulators.publish import BulkPublisher, GatewayFleet
+from simulators.publish import GatewayFleet
 from simulators.timebase import CST
 from tests.harness import collector_config, running_collector, wait_for
 from tests.sim_support import (
     database_readings,
     load_simulated_registry,
+    publish_backfill,
     quarantine_reasons,
     stored_readings,
 )
@@ -335,16 +336,7 @@ def test_backfill_through_the_broker_and_collector_stores_exactly_what_was_sent(
     load_simulated_registry(database_url, tmp_path)
     truth = io.StringIO()
     with running_collector(collector_config(database_url, mqtt_url)) as collector:
-        publisher = BulkPublisher(MqttEndpoint.parse(mqtt_url), max_inflight=200)
-        try:
-            stats = sim.backfill(publisher.publish, truth=truth)
-        finally:
-            publisher.close()
-        wait_for(
-            lambda: collector.committed_messages >= stats.messages,
-            60,
-            lambda: f"{collector.committed_messages} of {stats.messages} messages committed",
-        )
+        stats = publish_backfill(sim, collector, mqtt_url, truth, max_inflight=200, timeout_s=60)
     expected = stored_readings(sim, _all_days(sim))
     assert len(expected) == stats.stored
     assert database_readings(database_url) == expected
