@@ -25,6 +25,7 @@ from grafana_foundation_sdk.models import alerting
 from grafana_foundation_sdk.models import dashboard as model
 
 from dashboards.boards import inspector, quality
+from dashboards.boards.accounting import fill
 from dashboards.datasource import DATASOURCE_UID
 from dashboards.messages import Lang, text
 from dashboards.query import PostgresQueryBuilder, register
@@ -42,6 +43,21 @@ class Severity(StrEnum):
 
 
 Comparison = Literal["gt", "lt", "gte", "lte"]
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A figure quoted in a rule's annotations: a query with the same label rows as ``A``, reduced.
+
+    The query (refId ``query_ref``) returns the rule's label columns and one
+    numeric column; its ``last`` reduction has refId ``key``, so annotations
+    quote it as ``{{ $values.<key>.Value }}`` (Grafana fills ``$values`` with
+    the reduce and math results of the alert instance's label set).
+    """
+
+    key: str
+    query_ref: str
+    sql: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +83,8 @@ class AlertRule:
         State when ``A`` returns no rows (``OK`` when no rows means nothing wrong).
     dashboard_uid : str or None
         Dashboard linked from the alert.
+    evidence : tuple of Evidence
+        Further figures for the annotations (not part of the condition).
     """
 
     uid: str
@@ -79,6 +97,7 @@ class AlertRule:
     for_s: int = 300
     no_data: Literal["OK", "NoData", "Alerting"] = "OK"
     dashboard_uid: str | None = None
+    evidence: tuple[Evidence, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +162,50 @@ WHERE status = 'offline'""",
     dashboard_uid=inspector.BOARD.uid,
 )
 
+# The intensity target is assessed without feedstock and non-fossil energy
+# (发改环资〔2022〕803号; 发改环资〔2024〕113号: 非化石能源不纳入能源消耗总量和强度调控).
+TARGET_VARIANT: Final = "excl_feedstock_nonfossil"
+
+
+def _target_rows(value: str) -> str:
+    """Every enterprise and park with a year-to-date intensity and path in the city's latest month.
+
+    Labels ``park``, ``enterprise`` ('' for a park row) and ``level``; ``value`` is the numeric column.
+    """
+    return fill(
+        """SELECT i.park_code AS park, coalesce(i.enterprise_code, '') AS enterprise, i.level,
+       {value}
+FROM api.intensity i
+WHERE i.level IN ('enterprise', 'park') AND i.period_type = 'ytd' AND i.variant = '{target_variant}'
+  AND i.intensity IS NOT NULL AND i.path_value IS NOT NULL
+  AND i.period_end = (SELECT max(l.period_end) FROM api.intensity l
+                      WHERE l.level = 'city' AND l.period_type = 'ytd' AND l.variant = '{target_variant}')""",
+        value=value,
+        target_variant=TARGET_VARIANT,
+    )
+
+
+# Value: how far the intensity is above the even path [%]; fires above 0. The
+# figures are monthly, so an hour of pending state only rides out an import.
+TARGET_PATH_BREACH = AlertRule(
+    uid="parkenergy-target-path-breach",
+    key="target_path_breach",
+    sql=_target_rows("100 * (i.intensity / i.path_value - 1) AS above_path_pct"),
+    threshold=0,
+    severity=Severity.WARNING,
+    for_s=3600,
+    dashboard_uid=inspector.BOARD.uid,
+    evidence=(
+        Evidence("intensity", "I", _target_rows("i.intensity")),
+        Evidence("path", "P", _target_rows("i.path_value")),
+        Evidence("base", "Q", _target_rows("i.base_2022")),
+    ),
+)
+
 GROUPS: Final[tuple[AlertGroup, ...]] = (
     AlertGroup("collector", (COLLECTOR_DOWN, QUARANTINE_SPIKE)),
     AlertGroup("devices", (OFFLINE_METERS, OFFLINE_GATEWAYS)),
+    AlertGroup("target", (TARGET_PATH_BREACH,)),
 )
 
 
@@ -162,6 +222,32 @@ def _expr_ref() -> model.DataSourceRef:
     return model.DataSourceRef(type_val=EXPR_UID, uid=EXPR_UID)
 
 
+def _sql_query(ref_id: str, sql: str, window_s: int) -> alert_builders.Query:
+    return (
+        alert_builders.Query(ref_id)
+        .datasource_uid(DATASOURCE_UID)
+        .relative_time_range(alerting.RelativeTimeRange(from_val=window_s, to=0))
+        .model(PostgresQueryBuilder(sql, ref_id=ref_id))
+    )
+
+
+def _last(ref_id: str, source: str) -> alert_builders.Query:
+    """``reduce``: the last number of each series of ``source`` (non-numbers dropped)."""
+    return (
+        alert_builders.Query(ref_id)
+        .datasource_uid(EXPR_UID)
+        .relative_time_range(alerting.RelativeTimeRange(from_val=0, to=0))
+        .model(
+            expr_builders.TypeReduce()
+            .ref_id(ref_id)
+            .datasource(_expr_ref())
+            .expression(source)
+            .reducer("last")
+            .settings(expr_builders.ExprTypeReduceSettings().mode("dropNN"))
+        )
+    )
+
+
 def build_rule(rule: AlertRule, group_title: str, folder_uid: str, lang: Lang) -> alert_builders.Rule:
     """The SDK builder of ``rule``."""
     register()
@@ -171,25 +257,8 @@ def build_rule(rule: AlertRule, group_title: str, folder_uid: str, lang: Lang) -
     }
     if rule.dashboard_uid is not None:
         annotations["__dashboardUid__"] = rule.dashboard_uid
-    query = (
-        alert_builders.Query("A")
-        .datasource_uid(DATASOURCE_UID)
-        .relative_time_range(alerting.RelativeTimeRange(from_val=rule.window_s, to=0))
-        .model(PostgresQueryBuilder(rule.sql, ref_id="A"))
-    )
-    reduce = (
-        alert_builders.Query("B")
-        .datasource_uid(EXPR_UID)
-        .relative_time_range(alerting.RelativeTimeRange(from_val=0, to=0))
-        .model(
-            expr_builders.TypeReduce()
-            .ref_id("B")
-            .datasource(_expr_ref())
-            .expression("A")
-            .reducer("last")
-            .settings(expr_builders.ExprTypeReduceSettings().mode("dropNN"))
-        )
-    )
+    query = _sql_query("A", rule.sql, rule.window_s)
+    reduce = _last("B", "A")
     threshold = (
         alert_builders.Query("C")
         .datasource_uid(EXPR_UID)
@@ -217,7 +286,18 @@ def build_rule(rule: AlertRule, group_title: str, folder_uid: str, lang: Lang) -
         .folder_uid(folder_uid)
         .rule_group(group_title)
         .condition("C")
-        .queries([query, reduce, threshold])
+        .queries(
+            [
+                query,
+                reduce,
+                threshold,
+                *(
+                    q
+                    for e in rule.evidence
+                    for q in (_sql_query(e.query_ref, e.sql, rule.window_s), _last(e.key, e.query_ref))
+                ),
+            ]
+        )
         .for_val(_duration(rule.for_s))
         .no_data_state(rule.no_data)
         .exec_err_state("Error")

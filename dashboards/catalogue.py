@@ -11,13 +11,14 @@ from typing import Final
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.models import dashboard as model
 
-from dashboards.boards import inspector, quality
+from dashboards.boards import enterprise, inspector, overview, quality
+from dashboards.datasource import datasource_ref
 from dashboards.messages import Lang, text
-from dashboards.panels import Board, render_panel
-from dashboards.query import register
+from dashboards.panels import Annotation, Board, render_panel
+from dashboards.query import PostgresAnnotationTargetBuilder, register
 from dashboards.variables import VARIABLES, render_variable
 
-BOARDS: Final[tuple[Board, ...]] = (quality.BOARD, inspector.BOARD)
+BOARDS: Final[tuple[Board, ...]] = (overview.BOARD, enterprise.BOARD, inspector.BOARD, quality.BOARD)
 
 FOLDER_UID: Final = "parkenergy"
 TAGS: Final = ("parkenergy",)
@@ -33,7 +34,7 @@ def build_dashboard(board: Board, lang: Lang) -> model.Dashboard:
         .description(text(f"dashboard.{board.key}.description", lang))
         .tags(list(TAGS))
         .timezone(TIMEZONE)
-        .time(board.time_from, "now")
+        .time(board.time_from, board.time_to)
         .refresh(board.refresh)
         .tooltip(model.DashboardCursorSync.CROSSHAIR)
         .editable()
@@ -47,9 +48,23 @@ def build_dashboard(board: Board, lang: Lang) -> model.Dashboard:
         for panel in row.panels:
             panel_id += 1
             builder = builder.with_panel(render_panel(panel, lang, panel_id))
+    for annotation in board.annotations:
+        builder = builder.annotation(_annotation(annotation, lang))
     dashboard = builder.build()
     dashboard.editable = False  # provisioned from code: edits belong in the code
     return dashboard
+
+
+def _annotation(annotation: Annotation, lang: Lang) -> dash.AnnotationQuery:
+    return (
+        dash.AnnotationQuery()
+        .name(text(f"annotation.{annotation.key}", lang))
+        .datasource(datasource_ref())
+        .enable(True)
+        .hide(False)
+        .icon_color(annotation.color)
+        .target(PostgresAnnotationTargetBuilder(annotation.sql))
+    )
 
 
 def build_all(lang: Lang) -> list[model.Dashboard]:

@@ -182,6 +182,205 @@ _CATALOGUE: Final[dict[str, tuple[str, str]]] = {
         "网关发布了 offline 状态（或其 MQTT 遗嘱生效）超过 10 分钟。",
         "The gateway published offline (or its MQTT last will fired) more than 10 minutes ago.",
     ),
+    # -- accounting dashboards ---------------------------------------------------------
+    "dashboard.overview.title": ("市/园区总览", "City and park overview"),
+    "dashboard.overview.description": (
+        "能耗强度对比 2022 年基数与 2027 年目标路径、能耗与碳排放、重点企业、预测、数据完整率",
+        "Energy intensity against the 2022 base and the 2027 path, energy and CO₂, top enterprises, "
+        "forecast, data coverage",
+    ),
+    "dashboard.enterprise.title": ("企业详情", "Enterprise detail"),
+    "dashboard.enterprise.description": (
+        "表计、负荷曲线、能耗与去年同期对比、能耗强度、数据完整率；网关状态与隔离数据作为注释",
+        "Meters, load profiles, energy against the same period last year, intensity, data coverage; "
+        "gateway status and quarantine as annotations",
+    ),
+    "annotation.gateway_events": ("网关状态变化", "Gateway status changes"),
+    "annotation.quarantine": ("隔离数据", "Quarantined messages"),
+    "row.target": ("目标进度", "Progress to the target"),
+    "row.energy": ("能耗与碳排放", "Energy and CO₂"),
+    "row.movers": ("重点企业", "Top enterprises"),
+    "row.forecast": ("预测（至 2027 年）", "Forecast to 2027"),
+    "row.meters": ("表计", "Meters"),
+    "row.load": ("负荷曲线", "Load profiles"),
+    "row.consumption": ("能耗与强度", "Energy and intensity"),
+    "row.above_path": ("高于目标路径的企业", "Enterprises above their target path"),
+    "value.status.on_track": ("符合路径", "On track"),
+    "value.status.at_risk": ("有风险", "At risk"),
+    "value.status.off_track": ("偏离", "Off track"),
+    "value.level.city": ("全市", "City"),
+    "value.level.park": ("园区", "Park"),
+    "value.level.enterprise": ("企业", "Enterprise"),
+    "value.period_type.ytd": ("年初至今", "Year to date"),
+    "value.period_type.rolling12": ("滚动 12 个月", "Rolling 12 months"),
+    "value.period_type.year": ("全年", "Year"),
+    "value.period_type.month": ("月", "Month"),
+    "value.coverage_flag.ok": ("正常", "OK"),
+    "value.coverage_flag.low": ("完整率不足", "Low coverage"),
+    "panel.intensity_status.title": ("能耗强度与目标进度", "Intensity and progress to the target"),
+    "panel.intensity_status.description": (
+        "全市及所选园区最新的年初至今与滚动 12 个月能耗强度（所选能耗口径，2022 年可比价）。"
+        "状态：不高于均匀下降路径为符合路径；高于路径但不高于 2022 年为有风险；高于 2022 年为偏离。"
+        "完整率低于 90 % 的数字已标记",
+        "Latest year-to-date and rolling-12-month intensity of the city and the selected parks "
+        "(selected variant, 2022 prices). Status: at or below the even path on track; above it but not "
+        "above 2022 at risk; above 2022 off track. Figures with coverage below 90 % are marked",
+    ),
+    "panel.selection_intensity.title": (
+        "所选企业能耗强度（滚动 12 个月）与目标路径",
+        "Intensity of the selected enterprises (rolling 12 months) and the target path",
+    ),
+    "panel.selection_intensity.description": (
+        "所选企业合计：能耗 / 增加值（2022 年可比价）；基数、路径与目标按其 2022 年统计计算。全选时即全市",
+        "The selected enterprises together: energy / value added (2022 prices); base, path and target "
+        "from their 2022 statistics. With all selected: the city",
+    ),
+    "panel.energy_total.title": ("所选企业能耗与碳排放", "Energy and CO₂ of the selected enterprises"),
+    "panel.energy_total.description": (
+        "时间范围内各月合计（月份从范围内的月初算起）；碳排放为基于地点的 CO₂",
+        "Sum of the months starting in the range; CO₂ is location-based",
+    ),
+    "panel.energy_by_industry_total.title": ("分行业能耗", "Energy by industry"),
+    "panel.energy_by_industry.title": ("分行业月度能耗", "Monthly energy by industry"),
+    "panel.co2_by_industry.title": ("分行业月度碳排放", "Monthly CO₂ by industry"),
+    "panel.energy_by_carrier.title": ("分品种能源消费（实物量）", "Energy by carrier (physical units)"),
+    "panel.energy_by_carrier.description": (
+        "各能源品种按表计单位的合计；折标与碳排放按品种的系数见 docs/accounting.md",
+        "Totals per carrier in the meters' units; tce and CO₂ coefficients per carrier: docs/accounting.md",
+    ),
+    "panel.top_consumers.title": ("能耗最大的企业（年初至今）", "Largest consumers (year to date)"),
+    "panel.top_movers.title": (
+        "对园区强度变化贡献最大的企业（年初至今）",
+        "Largest contributions to the park's intensity change (year to date)",
+    ),
+    "panel.top_movers.description": (
+        "贡献 = (企业能耗/园区增加值 − 企业 2022 年能耗/园区 2022 年增加值) / 园区 2022 年强度；"
+        "园区内各企业贡献之和等于园区较 2022 年的变化",
+        "Contribution = (enterprise energy / park value added − its 2022 energy / park 2022 value added) "
+        "/ park 2022 intensity; a park's contributions add up to its change vs 2022",
+    ),
+    "panel.intensity_forecast.title": ("能耗强度预测（至 2027 年）", "Intensity forecast to 2027"),
+    "panel.intensity_forecast.description": (
+        "最新一次预测：全年强度（已测月份 + 预测月份）及其 90 % 区间；"
+        "区间上限不高于路径为符合路径，点预测高于路径为偏离",
+        "Latest forecast run: calendar-year intensity (observed + forecast months) with its 90 % interval; "
+        "on track when the upper bound is at or below the path, off track when the point is above it",
+    ),
+    "panel.energy_forecast.title": ("月度能耗：实测与预测", "Monthly energy: observed and forecast"),
+    "panel.energy_forecast.description": (
+        "只选一个园区时为该园区，否则为全市（预测区间不能按园区相加）；区间为 90 % 预测区间",
+        "The park when exactly one is selected, otherwise the city (prediction intervals cannot be added "
+        "over parks); 90 % prediction interval",
+    ),
+    "panel.coverage_trend.title": ("各园区数据完整率", "Data coverage by park"),
+    "panel.coverage_trend.description": (
+        "所选企业表计的收到读数 / 应收读数；低于 90 % 为红色",
+        "Readings received / expected over the selected enterprises' meters; red below 90 %",
+    ),
+    "panel.enterprise_coverage.title": (
+        "各企业数据完整率（年初至今）",
+        "Coverage by enterprise (year to date)",
+    ),
+    "panel.enterprise_meters.title": ("表计", "Meters"),
+    "panel.electric_load.title": ("电力负荷", "Electric load"),
+    "panel.electric_load.description": (
+        "各电表每个时段的平均功率 = 电量 / 时长；范围 ≤ 3 天用 15 分钟数据，≤ 35 天用小时数据，更长用日数据",
+        "Mean power of each electricity meter = energy / bucket length; 15-minute buckets up to 3 days, "
+        "hours up to 35 days, days beyond",
+    ),
+    "panel.other_load.title": ("其他能源品种用量速率", "Other carriers: rate of use"),
+    "panel.other_load.description": (
+        "各表计每小时用量（表计单位/小时）",
+        "Use per hour of each meter (meter unit per hour)",
+    ),
+    "panel.energy_vs_last_year.title": (
+        "能耗：本期与去年同期",
+        "Energy: this period and the same period last year",
+    ),
+    "panel.energy_vs_last_year.description": (
+        "对比基准为去年同期实测值（同比），不是预测：预测只覆盖建模数据之后的月份。"
+        "范围 ≤ 92 天按日，更长按月",
+        "The comparison is the same period one year earlier, not a forecast: forecasts cover only months "
+        "after the data they were fitted on. Daily up to 92 days, monthly beyond",
+    ),
+    "panel.intensity_history.title": (
+        "能耗强度（滚动 12 个月）与目标路径",
+        "Intensity (rolling 12 months) and the target path",
+    ),
+    "panel.enterprise_coverage_daily.title": ("每日数据完整率", "Daily data coverage"),
+    "panel.meter_coverage.title": ("各表计数据完整率", "Coverage by meter"),
+    "panel.above_path_count.title": ("高于路径的企业数", "Enterprises above their path"),
+    "panel.above_path.title": ("高于目标路径的企业", "Enterprises above their target path"),
+    "panel.above_path.description": (
+        "最新年初至今能耗强度高于 2027 年均匀下降路径的企业（所选能耗口径），附强度、路径、基数、能耗、"
+        "增加值与数据完整率",
+        "Enterprises whose latest year-to-date intensity is above the even path to 2027 (selected variant), "
+        "with intensity, path, base, energy, value added and coverage",
+    ),
+    "col.level": ("范围", "Scope"),
+    "col.park_name": ("园区名称", "Park name"),
+    "col.period_type": ("期间", "Period type"),
+    "col.period": ("截至", "Period"),
+    "col.intensity": ("能耗强度", "Intensity"),
+    "col.base_2022": ("2022 年基数", "2022 base"),
+    "col.change_vs_2022": ("较 2022 年", "Change vs 2022"),
+    "col.path_value": ("路径值", "Path"),
+    "col.target_2027": ("2027 年目标", "2027 target"),
+    "col.coverage": ("数据完整率", "Coverage"),
+    "col.coverage_flag": ("完整率", "Coverage check"),
+    "col.value_added_coverage": ("增加值覆盖率", "Value-added coverage"),
+    "col.enterprises": ("企业数", "Enterprises"),
+    "col.energy_tce": ("能耗", "Energy"),
+    "col.co2_t": ("碳排放", "CO₂"),
+    "col.industry_code": ("行业代码", "Industry"),
+    "col.purpose": ("用途", "Purpose"),
+    "col.meters": ("表计数", "Meters"),
+    "col.quantity": ("用量", "Quantity"),
+    "col.estimated_quantity": ("其中估算", "Of which estimated"),
+    "col.value_added_10k_yuan": ("增加值（万元，2022 年价）", "Value added (10⁴ yuan, 2022 prices)"),
+    "col.contribution_to_change": ("对园区变化的贡献", "Contribution to the park's change"),
+    "col.year": ("年份", "Year"),
+    "col.intensity_lower": ("强度下限", "Intensity, lower"),
+    "col.intensity_upper": ("强度上限", "Intensity, upper"),
+    "col.months_used": ("建模月数", "Months used"),
+    "col.data_until": ("数据截至", "Data until"),
+    "col.model": ("模型", "Model"),
+    "col.observed_tce": ("实测能耗", "Observed"),
+    "col.forecast_tce": ("预测能耗", "Forecast"),
+    "col.forecast_lower_tce": ("预测下限（90 %）", "Forecast, lower (90 %)"),
+    "col.forecast_upper_tce": ("预测上限（90 %）", "Forecast, upper (90 %)"),
+    "col.months": ("月数", "Months"),
+    "col.kind": ("类型", "Kind"),
+    "col.parent_meter_code": ("上级表计", "Parent meter"),
+    "col.multiplier": ("倍率", "Multiplier"),
+    "col.retired_at": ("停用时间", "Retired"),
+    "col.energy_tce_last_year": ("去年同期能耗", "Energy, same period last year"),
+    "col.expected_readings": ("应收读数", "Expected readings"),
+    "col.estimated_share": ("估算占比", "Estimated share"),
+    "col.flagged_quantity": ("被拒增量", "Refused deltas"),
+    "col.off_track": ("偏离", "Off track"),
+    "col.at_risk": ("有风险", "At risk"),
+    "col.above_path": ("高于路径", "Above the path"),
+    # -- alert rules ----------------------------------------------------------------------------
+    "alert.group.target": ("目标进度", "Target progress"),
+    "alert.target_path_breach.title": ("能耗强度高于目标路径", "Intensity above the target path"),
+    "alert.target_path_breach.summary": (
+        "园区 {{ $labels.park }}{{ if $labels.enterprise }} 企业 {{ $labels.enterprise }}{{ else }}（全园区）"
+        '{{ end }}年初至今能耗强度 {{ printf "%.4f" $values.intensity.Value }} 吨标准煤/万元，'
+        '高于目标路径值 {{ printf "%.4f" $values.path.Value }} 达 {{ printf "%.1f" $values.B.Value }} %',
+        "Park {{ $labels.park }}{{ if $labels.enterprise }} enterprise {{ $labels.enterprise }}{{ else }} "
+        '(whole park){{ end }}: year-to-date intensity {{ printf "%.4f" $values.intensity.Value }} '
+        'tce/10⁴ yuan is {{ printf "%.1f" $values.B.Value }} % above the path value '
+        '{{ printf "%.4f" $values.path.Value }}',
+    ),
+    "alert.target_path_breach.description": (
+        "口径：扣除原料用能和非化石能源（2022 年可比价）。"
+        '2022 年基数 {{ printf "%.4f" $values.base.Value }}，'
+        "2027 年目标为基数的 90 %，路径为逐年均匀下降。强度高于基数即为偏离。详见节能监察看板。",
+        "Variant: excluding feedstock and non-fossil energy (2022 prices). 2022 base "
+        '{{ printf "%.4f" $values.base.Value }}; the 2027 target is 90 % of the base, the path an even '
+        "decline. Above the base means off track. See the inspection dashboard.",
+    ),
     # -- contact points -----------------------------------------------------------------------------
     "contact.message": (
         "{{ range .Alerts }}{{ .Annotations.summary }}\n{{ .Annotations.description }}\n{{ end }}",

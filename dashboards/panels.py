@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 from grafana_foundation_sdk.builders import bargauge, stat, table, timeseries
 from grafana_foundation_sdk.builders import common as common_builders
@@ -36,10 +37,25 @@ class Kind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """A result column shown under the text ``col.<name>``, optionally with a Grafana unit."""
+    """A result column shown under the text ``col.<name>``, optionally with a Grafana unit.
+
+    ``mapping`` names an entry of :data:`MAPPINGS`: the column's text values are
+    shown as ``value.<mapping>.<value>`` in the dashboard's language, coloured.
+    """
 
     name: str
     unit: str | None = None
+    mapping: str | None = None
+
+
+# Text values shown as a label and a colour: mapping → ((value, colour), …).
+# Status rule of the target path: docs/accounting.md (on_track ≤ path < at_risk ≤ 2022 base < off_track).
+MAPPINGS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
+    "status": (("on_track", "green"), ("at_risk", "orange"), ("off_track", "red")),
+    "level": (("city", "text"), ("park", "text"), ("enterprise", "text")),
+    "period_type": (("ytd", "text"), ("rolling12", "text"), ("year", "text"), ("month", "text")),
+    "coverage_flag": (("ok", "green"), ("low", "red")),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +111,19 @@ class Panel:
 
 
 @dataclass(frozen=True, slots=True)
+class Annotation:
+    """A dashboard annotation query (texts ``annotation.<key>``).
+
+    The SQL returns a ``time`` column, a ``text`` column and optionally
+    ``timeend`` and ``tags`` (comma-separated), Grafana's SQL annotation columns.
+    """
+
+    key: str
+    sql: str
+    color: str = "red"
+
+
+@dataclass(frozen=True, slots=True)
 class Row:
     """A titled row of panels (``row.<key>``)."""
 
@@ -115,10 +144,12 @@ class Board:
     rows : tuple of Row
     variables : tuple of str
         Names of the template variables it shows (see :mod:`dashboards.variables`).
-    time_from : str
-        Default time range start (relative to now).
+    time_from, time_to : str
+        Default time range (relative to now, Grafana syntax).
     refresh : str
         Auto-refresh interval.
+    annotations : tuple of Annotation
+        Event markers queried from ``api`` views and drawn on the time series.
     """
 
     uid: str
@@ -126,7 +157,9 @@ class Board:
     rows: tuple[Row, ...]
     variables: tuple[str, ...] = ("park", "industry", "enterprise", "variant")
     time_from: str = "now-24h"
+    time_to: str = "now"
     refresh: str = "1m"
+    annotations: tuple[Annotation, ...] = ()
 
     def panels(self) -> tuple[Panel, ...]:
         return tuple(p for row in self.rows for p in row.panels)
@@ -178,8 +211,25 @@ def render_panel(panel: Panel, lang: Lang, panel_id: int) -> PanelBuilder:
         properties = [model.DynamicConfigValue(id_val="displayName", value=text(f"col.{column.name}", lang))]
         if column.unit is not None:
             properties.append(model.DynamicConfigValue(id_val="unit", value=column.unit))
+        if column.mapping is not None:
+            properties.append(
+                model.DynamicConfigValue(id_val="mappings", value=value_mappings(column.mapping, lang))
+            )
+            if panel.kind is Kind.TABLE:
+                properties.append(
+                    model.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-text"})
+                )
         builder = builder.override_by_name(column.name, properties)
     return builder
+
+
+def value_mappings(mapping: str, lang: Lang) -> list[dict[str, object]]:
+    """Grafana value mappings (JSON) of the :data:`MAPPINGS` entry ``mapping`` in ``lang``."""
+    options: dict[str, object] = {
+        value: {"text": text(f"value.{mapping}.{value}", lang), "color": color, "index": index}
+        for index, (value, color) in enumerate(MAPPINGS[mapping])
+    }
+    return [{"type": "value", "options": options}]
 
 
 def _reduce_last() -> common_builders.ReduceDataOptions:
@@ -187,4 +237,16 @@ def _reduce_last() -> common_builders.ReduceDataOptions:
     return common_builders.ReduceDataOptions().calcs(["lastNotNull"]).values(False)
 
 
-__all__ = ["Board", "Column", "Kind", "MessageError", "Panel", "Row", "Threshold", "render_panel"]
+__all__ = [
+    "MAPPINGS",
+    "Annotation",
+    "Board",
+    "Column",
+    "Kind",
+    "MessageError",
+    "Panel",
+    "Row",
+    "Threshold",
+    "render_panel",
+    "value_mappings",
+]

@@ -80,6 +80,42 @@ class PostgresQueryBuilder(cogbuilder.Builder[cogvariants.Dataquery]):
         return self._internal
 
 
+class PostgresAnnotationTarget(dashboard.AnnotationTarget):
+    """The query of a dashboard annotation on the PostgreSQL datasource.
+
+    The SDK (11.6 line) types an annotation's ``target`` as the built-in
+    Grafana datasource's (``limit``, ``matchAny``, ``tags``, ``type``); SQL
+    datasources store a dataquery there instead (Grafana's ``migrateAnnotation``
+    of the SQL datasources: ``{"refId": "Annotation", "rawSql": …, "format":
+    "table", …}``). This subclass serialises that shape; :meth:`from_json`
+    reads it back (``AnnotationQuery.from_json`` of the SDK would drop the SQL).
+    """
+
+    def __init__(self, raw_sql: str = "", datasource: dashboard.DataSourceRef | None = None) -> None:
+        super().__init__()
+        self.query = PostgresQuery(ref_id="Annotation", raw_sql=raw_sql, datasource=datasource)
+
+    def to_json(self) -> dict[str, object]:
+        return self.query.to_json()
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        query = PostgresQuery.from_json(data)
+        if query.ref_id != "Annotation" or query.format_val is not Format.TABLE:
+            raise ValueError(f"not an annotation query: {data!r}")
+        return cls(raw_sql=query.raw_sql, datasource=query.datasource)
+
+
+class PostgresAnnotationTargetBuilder(cogbuilder.Builder[dashboard.AnnotationTarget]):
+    """Builder of :class:`PostgresAnnotationTarget`, for ``AnnotationQuery().target(...)``."""
+
+    def __init__(self, raw_sql: str) -> None:
+        self._internal = PostgresAnnotationTarget(raw_sql)
+
+    def build(self) -> PostgresAnnotationTarget:
+        return self._internal
+
+
 _registered = False
 
 
@@ -95,4 +131,12 @@ def register() -> None:
     _registered = True
 
 
-__all__ = ["DATASOURCE_UID", "Format", "PostgresQuery", "PostgresQueryBuilder", "register"]
+__all__ = [
+    "DATASOURCE_UID",
+    "Format",
+    "PostgresAnnotationTarget",
+    "PostgresAnnotationTargetBuilder",
+    "PostgresQuery",
+    "PostgresQueryBuilder",
+    "register",
+]

@@ -16,23 +16,37 @@ from dashboards import alerts, catalogue, provisioning
 from dashboards.datasource import DATASOURCE_TYPE, DATASOURCE_UID
 from dashboards.messages import Lang, MessageError, keys, text
 from dashboards.panels import Kind, Panel, render_panel
-from dashboards.query import PostgresQuery
+from dashboards.query import PostgresAnnotationTarget, PostgresQuery
 from parkenergy.cli import app
 from tests.test_dashboards_queries import dashboard_models, rule_group_models
 
 CHECKED_IN = Path(__file__).parent.parent / "dashboards" / "provisioning"
 UNITS = {v for v in vars(units).values() if isinstance(v, str)}
+# Grafana's custom units: "suffix:<text>" shows the value followed by the text (valueFormats.ts).
+CUSTOM_UNIT = re.compile(r"suffix:\S.*")
 VARIABLE = re.compile(r"\$(\w+)|\$\{(\w+)\}|\[\[(\w+)\]\]")
 
 
 @pytest.mark.parametrize("lang", list(Lang))
 def test_dashboards_round_trip_through_the_sdk(lang: Lang) -> None:
+    """Whole dashboards round-trip; annotation targets through PostgresAnnotationTarget.
+
+    The SDK reads an annotation's ``target`` as the built-in Grafana datasource's
+    (it would drop the SQL), so those targets are compared through our own class.
+    """
+    annotated = 0
     for plain in dashboard_models(lang):
         back = model.Dashboard.from_json(plain)
+        assert back.annotations is not None
+        listed = plain["annotations"].get("list", [])
+        for annotation, original in zip(back.annotations.list_val or [], listed, strict=True):
+            annotation.target = PostgresAnnotationTarget.from_json(original["target"])
+            annotated += 1
         assert alerts.to_plain(back) == plain
         targets = [t for p in back.panels or [] if isinstance(p, model.Panel) for t in p.targets or []]
         assert targets
         assert all(isinstance(t, PostgresQuery) for t in targets)
+    assert annotated > 0
 
 
 @pytest.mark.parametrize("lang", list(Lang))
@@ -83,7 +97,8 @@ def test_every_uid_variable_and_unit_referenced_exists() -> None:
             if panel["type"] == "row":
                 continue
             assert panel["datasource"]["uid"] in uids
-            assert _units(panel["fieldConfig"]) <= UNITS, panel["title"]
+            custom = {u for u in _units(panel["fieldConfig"]) if CUSTOM_UNIT.fullmatch(u)}
+            assert _units(panel["fieldConfig"]) - custom <= UNITS, panel["title"]
             for target in panel["targets"]:
                 assert target["datasource"] == {"type": DATASOURCE_TYPE, "uid": DATASOURCE_UID}
                 used = {a or b or c for a, b, c in VARIABLE.findall(target["rawSql"])}
@@ -101,15 +116,27 @@ def test_every_uid_variable_and_unit_referenced_exists() -> None:
                 used = {a or b or c for a, b, c in VARIABLE.findall(raw)}
                 assert all(u.startswith("__") for u in used), "alert queries cannot use dashboard variables"
             assert rule["condition"] == "C"
-            assert {q["refId"] for q in rule["data"]} == {"A", "B", "C"}
+            evidence = next(r.evidence for g in alerts.GROUPS for r in g.rules if r.uid == rule["uid"])
+            extra = {ref for e in evidence for ref in (e.key, e.query_ref)}
+            assert {q["refId"] for q in rule["data"]} == {"A", "B", "C"} | extra
+            assert len(extra) == 2 * len(evidence)
+            for e in evidence:  # every evidence value is quoted, and reduces its own query
+                assert any(f"$values.{e.key}.Value" in v for v in rule["annotations"].values())
+                reduce = next(q for q in rule["data"] if q["refId"] == e.key)
+                assert reduce["model"]["expression"] == e.query_ref
 
 
 def test_texts_exist_in_both_languages_and_differ() -> None:
     zh = alerts.to_plain(catalogue.build_all(Lang.ZH))
     en = alerts.to_plain(catalogue.build_all(Lang.EN))
     assert zh != en
-    assert [d["title"] for d in zh] == ["数据质量与采集健康", "节能监察"]
-    assert [d["title"] for d in en] == ["Data quality and collector health", "Energy-saving inspection"]
+    assert [d["title"] for d in zh] == ["市/园区总览", "企业详情", "节能监察", "数据质量与采集健康"]
+    assert [d["title"] for d in en] == [
+        "City and park overview",
+        "Enterprise detail",
+        "Energy-saving inspection",
+        "Data quality and collector health",
+    ]
     for key in keys():
         assert text(key, Lang.ZH) and text(key, Lang.EN)
     with pytest.raises(MessageError):
@@ -171,7 +198,7 @@ def test_build_command_writes_and_checks(tmp_path: Path) -> None:
     out = tmp_path / "prov"
     first = runner.invoke(app, ["dashboards", "build", "--out", str(out), "--lang", "en"])
     assert first.exit_code == 0, first.output
-    assert "7 files changed" in " ".join(first.output.split())
+    assert "9 files changed" in " ".join(first.output.split())
     assert (
         runner.invoke(app, ["dashboards", "build", "--out", str(out), "--lang", "en", "--check"]).exit_code
         == 0

@@ -11,6 +11,7 @@ is covered without touching this file.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -79,6 +80,22 @@ def panel_queries() -> list[GrafanaQuery]:
     return found
 
 
+def annotation_queries() -> list[GrafanaQuery]:
+    found = []
+    for board in dashboard_models():
+        for annotation in board["annotations"].get("list", []):
+            target = annotation["target"]
+            found.append(
+                GrafanaQuery(
+                    f"{board['uid']}/annotation:{annotation['name']}",
+                    target["rawSql"],
+                    "annotation",
+                    target["format"],
+                )
+            )
+    return found
+
+
 def variable_queries() -> list[GrafanaQuery]:
     found = {}
     for board in dashboard_models():
@@ -99,13 +116,30 @@ def alert_queries() -> list[GrafanaQuery]:
                     window = timedelta(seconds=query["relativeTimeRange"]["from"])
                     found.append(
                         GrafanaQuery(
-                            f"alert/{rule['uid']}", query["model"]["rawSql"], "alert", "table", window
+                            f"alert/{rule['uid']}:{query['refId']}",
+                            query["model"]["rawSql"],
+                            "alert",
+                            "table",
+                            window,
                         )
                     )
     return found
 
 
-ALL_QUERIES = panel_queries() + variable_queries() + alert_queries()
+# Queries of the accounting views need energy rollups, economics and a forecast: they run on the
+# simulated park (tests/test_dashboards_accounting.py); the others on this module's stream.
+ACCOUNTING_VIEWS = re.compile(
+    r"\bapi\.(energy_tce_|meter_energy_|intensity|energy_forecast_month|value_added|baseline|output)"
+)
+
+
+def reads_accounting(query: GrafanaQuery) -> bool:
+    return ACCOUNTING_VIEWS.search(query.sql) is not None
+
+
+EVERY_QUERY = panel_queries() + annotation_queries() + variable_queries() + alert_queries()
+ALL_QUERIES = [q for q in EVERY_QUERY if not reads_accounting(q)]
+ACCOUNTING_QUERIES = [q for q in EVERY_QUERY if reads_accounting(q)]
 
 
 # -- variables ----------------------------------------------------------------------
@@ -160,6 +194,10 @@ def check_result(query: GrafanaQuery, description: Sequence[Any], rows: Sequence
         assert all(oids[n] in TEXT_OIDS for n in labels), f"{query.where}: label columns must be text"
         keys = [tuple(row[names.index(n)] for n in labels) for row in rows]
         assert len(keys) == len(set(keys)), f"{query.where}: label sets repeat: {keys}"
+    elif query.shape == "annotation":
+        assert names[0] == "time" and oids["time"] in TIME_OIDS, f"{query.where}: needs 'time' first: {names}"
+        assert "text" in names and oids["text"] in TEXT_OIDS, f"{query.where}: needs a 'text' column"
+        assert set(names) <= {"time", "timeend", "text", "tags", "title"}, f"{query.where}: columns {names}"
     elif query.shape == "variable":
         assert names[0] == "__value" or len(names) == 1, f"{query.where}: columns {names}"
     else:
@@ -285,9 +323,11 @@ def variables(dataset: Dataset) -> dict[str, VariableValue]:
 def test_every_model_query_is_found() -> None:
     """The walk over the built models finds every panel, variable and alert rule."""
     panels = sum(len(b.panels()) for b in catalogue.BOARDS)
-    rules = sum(len(g.rules) for g in alerts.GROUPS)
+    rules = sum(1 + len(r.evidence) for g in alerts.GROUPS for r in g.rules)
     assert len(panel_queries()) == panels
+    assert len(annotation_queries()) == sum(len(b.annotations) for b in catalogue.BOARDS) > 0
     assert len(alert_queries()) == rules
+    assert ACCOUNTING_QUERIES and len(ALL_QUERIES) + len(ACCOUNTING_QUERIES) == len(EVERY_QUERY)
     assert {q.where for q in variable_queries()} == {
         "variable/park",
         "variable/industry",

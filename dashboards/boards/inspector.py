@@ -1,4 +1,9 @@
-"""Energy-saving inspection (节能监察), first part: offline meters and gateways.
+"""Energy-saving inspection (节能监察): enterprises above their target path, offline meters and gateways.
+
+An enterprise is above its path when its year-to-date intensity exceeds the
+even path to the 2027 target (status ``at_risk``: above the path but not
+above 2022; ``off_track``: above 2022; docs/accounting.md). The evidence is
+shown with it: intensity, path, base, energy, value added and coverage.
 
 A meter is offline when, at the end of the time range, its last reading is
 older than :data:`OFFLINE_AFTER_INTERVALS` expected reporting intervals
@@ -11,12 +16,74 @@ from __future__ import annotations
 
 from typing import Final
 
+from dashboards.boards.accounting import COVERAGE_FLAG, INTENSITY, LATEST_YTD_END, RATIO, TCE, fill
 from dashboards.panels import Board, Column, Kind, Panel, Row
 
 OFFLINE_AFTER_INTERVALS: Final = 3
 
+# Every enterprise above its path in the latest year to date (the city's latest
+# month up to the end of the range), with the figures that show it.
+ABOVE_PATH_SQL: Final = fill(
+    """SELECT i.park_code, i.enterprise_code, e.enterprise_name, i.industry_code, i.period,
+       i.status, i.intensity, i.path_value, i.intensity / nullif(i.path_value, 0) - 1 AS above_path,
+       i.base_2022, i.change_vs_2022, i.target_2027, i.energy_tce, i.value_added_10k_yuan,
+       i.coverage, {coverage_flag} AS coverage_flag, i.value_added_coverage
+FROM api.intensity i
+JOIN api.enterprise e ON e.enterprise_code = i.enterprise_code
+WHERE i.level = 'enterprise' AND i.period_type = 'ytd' AND i.variant = '$variant'
+  AND i.period_end = {latest_ytd_end}
+  AND i.status IN ('at_risk', 'off_track') AND i.enterprise_code IN ($enterprise)""",
+    coverage_flag=COVERAGE_FLAG,
+    latest_ytd_end=LATEST_YTD_END,
+)
+
+ABOVE_PATH_COUNT = Panel(
+    key="above_path_count",
+    kind=Kind.STAT,
+    sql=fill(
+        """SELECT count(*) FILTER (WHERE a.status = 'off_track') AS off_track,
+       count(*) FILTER (WHERE a.status = 'at_risk') AS at_risk
+FROM ({above_path_sql}) a""",
+        above_path_sql=ABOVE_PATH_SQL,
+    ),
+    width=6,
+    height=8,
+    columns=(Column("off_track"), Column("at_risk")),
+)
+
+ABOVE_PATH = Panel(
+    key="above_path",
+    kind=Kind.TABLE,
+    sql=ABOVE_PATH_SQL
+    + "\nORDER BY i.status = 'off_track' DESC, above_path DESC NULLS LAST, i.enterprise_code",
+    width=18,
+    columns=(
+        Column("park_code"),
+        Column("enterprise_code"),
+        Column("enterprise_name"),
+        Column("industry_code"),
+        Column("period"),
+        Column("status", mapping="status"),
+        Column("intensity", INTENSITY),
+        Column("path_value", INTENSITY),
+        Column("above_path", RATIO),
+        Column("base_2022", INTENSITY),
+        Column("change_vs_2022", RATIO),
+        Column("target_2027", INTENSITY),
+        Column("energy_tce", TCE),
+        Column("value_added_10k_yuan"),
+        Column("coverage", RATIO),
+        Column("coverage_flag", mapping="coverage_flag"),
+        Column("value_added_coverage", RATIO),
+    ),
+)
+
 # One row per offline meter, as of $__timeTo() (the end of the dashboard's
-# range, or "now" for an alert rule). Shared with dashboards.alerts.
+# range, or "now" for an alert rule). Shared with dashboards.alerts. The last
+# reading is looked up in the last two days first (a reporting meter: a few
+# hundred index entries) and only for a silent meter in its whole history:
+# max(ts) over the api.reading view reads every reading of the meter
+# (≈ 0.7 s for 206 meters with a year of readings; 10 ms this way).
 OFFLINE_METERS_SQL: Final = """SELECT m.park_code, m.enterprise_code, e.enterprise_name, m.meter_code,
        m.carrier, m.expected_interval_s, l.last_ts AS last_reading,
        extract(epoch FROM $__timeTo()::timestamptz - l.last_ts) AS silent_s,
@@ -25,10 +92,13 @@ FROM api.meter m
 JOIN api.enterprise e ON e.enterprise_code = m.enterprise_code
 LEFT JOIN api.gateway_status g ON g.enterprise_code = m.enterprise_code
 LEFT JOIN LATERAL (
-    SELECT max(r.ts) AS last_ts
-    FROM api.reading r
-    WHERE r.enterprise_code = m.enterprise_code AND r.meter_code = m.meter_code
-      AND r.ts <= $__timeTo()::timestamptz
+    SELECT coalesce(
+        (SELECT max(r.ts) FROM api.reading r
+         WHERE r.enterprise_code = m.enterprise_code AND r.meter_code = m.meter_code
+           AND r.ts <= $__timeTo()::timestamptz AND r.ts > $__timeTo()::timestamptz - interval '2 days'),
+        (SELECT max(r.ts) FROM api.reading r
+         WHERE r.enterprise_code = m.enterprise_code AND r.meter_code = m.meter_code
+           AND r.ts <= $__timeTo()::timestamptz)) AS last_ts
 ) l ON true
 WHERE m.retired_at IS NULL AND m.expected_interval_s IS NOT NULL
   AND (l.last_ts IS NULL
@@ -135,6 +205,7 @@ BOARD = Board(
     uid="parkenergy-inspector",
     key="inspector",
     rows=(
+        Row("above_path", (ABOVE_PATH_COUNT, ABOVE_PATH)),
         Row("offline", (OFFLINE_METER_COUNT, OFFLINE_GATEWAY_COUNT, OFFLINE_METERS, OFFLINE_GATEWAYS)),
         Row("quarantine", (ENTERPRISE_QUARANTINE,)),
     ),

@@ -25,8 +25,8 @@ LAG = Panel(
     key="lag",
     kind=Kind.TIMESERIES,
     sql="""SELECT $__timeGroupAlias(ts, $__interval),
-       avg(extract(epoch FROM received_at - ts)) AS lag_mean_s,
-       max(extract(epoch FROM received_at - ts)) AS lag_max_s
+       avg(date_part('epoch', received_at - ts)) AS lag_mean_s,
+       max(date_part('epoch', received_at - ts)) AS lag_max_s
 FROM api.reading
 WHERE $__timeFilter(ts) AND enterprise_code IN ($enterprise)
 GROUP BY 1
