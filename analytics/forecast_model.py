@@ -159,9 +159,14 @@ def forecast_series(
     if not future:
         return SeriesForecast(len(rows), (), ())
     x = _design(months, origin)
+    # A calendar month absent from the data (e.g. every February unusable) leaves its dummy
+    # column all zero and the design rank-deficient: drop such columns, in the forecast too,
+    # so that month is modelled like January.
+    present = x.any(axis=0)
+    x = x[:, present]
     fit_e = sm.OLS(np.log(energy), x).fit()
     fit_v = sm.OLS(np.log(va), x).fit()
-    x_new = _design(future, origin)
+    x_new = _design(future, origin)[:, present]
     alpha = 1.0 - settings.interval
     pred_e = fit_e.get_prediction(x_new).summary_frame(alpha=alpha)
     pred_v = fit_v.get_prediction(x_new).summary_frame(alpha=alpha)

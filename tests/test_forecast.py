@@ -93,6 +93,20 @@ def test_forecast_is_reproducible_and_refuses_short_series() -> None:
         forecast_series([(m, 0.0, v) for m, _, v in observed], base_intensity=1.0)
 
 
+def test_a_calendar_month_missing_from_every_year_still_fits() -> None:
+    # Every April unusable (e.g. a yearly maintenance stop with low coverage): the April
+    # dummy would be all zero and the design rank-deficient (statsmodels warns; warnings are
+    # errors here). The forecast still covers every month, April included.
+    observed = [row for row in _series(-0.03, 0.05, seed=5) if row[0].month != 4]
+    result = forecast_series(observed, base_intensity=_true_intensity(2022, -0.03, 0.05))
+    assert result.months_used == 33
+    aprils = [m for m in result.months if m.month.month == 4]
+    assert len(aprils) == 3
+    for m in aprils:
+        assert 0 < m.energy_tce_lower < m.energy_tce < m.energy_tce_upper
+    assert result.years[-1].status is Status.ON_TRACK
+
+
 REGISTRY = """park_code,park_name,enterprise_code,enterprise_name,industry_code,meter_code,carrier,unit,kind
 P,Park,A,Alpha,3120,EL,electricity,kWh,register
 """
