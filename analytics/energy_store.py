@@ -13,9 +13,12 @@ The storage half of the ``energy`` job (docs/energy.md); the arithmetic is
 3. gives silent meters coverage-0 rows up to the run time (:func:`fill_silent`, when the
    job passes ``silent_until``), then rolls the touched buckets up to hour, day and month
    (Asia/Shanghai calendar): tables without TimescaleDB, a refresh of the continuous aggregates with it;
-4. advances the watermark and deletes the claimed dirty ranges.
+4. counts the readings received in [old watermark, new watermark) into
+   ``analytics.arrival_hour`` / ``arrival_day`` (:data:`_COUNT_ARRIVALS`), advances the
+   watermark and deletes the claimed dirty ranges, in one transaction.
 
-Every step is idempotent: a crash before step 4 only means the next run does it again.
+Every step is idempotent: a crash before step 4 only means the next run does it again, and
+the arrival counts move only with the watermark, so each reading is counted exactly once.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from analytics.intervals import (
 __all__ = [
     "EnergyRunSummary",
     "MeterEnergy",
+    "count_arrivals",
     "energy_timescaledb",
     "fill_silent",
     "load_meters",
@@ -90,13 +94,15 @@ class EnergyRunSummary:
     readings: int
     buckets: int
     dirty_claimed: int
+    arrivals: int
     timescaledb: bool
     seconds: float
 
     def __str__(self) -> str:
         return (
             f"energy: {self.meters} meters, {self.ranges} ranges, {self.readings} readings, "
-            f"{self.buckets} 15-min buckets written, {self.dirty_claimed} dirty ranges claimed "
+            f"{self.buckets} 15-min buckets written, {self.dirty_claimed} dirty ranges claimed, "
+            f"{self.arrivals} arrivals counted "
             f"({'continuous aggregates' if self.timescaledb else 'rollup tables'}) in {self.seconds:.2f} s"
         )
 
@@ -460,12 +466,70 @@ def _refresh_aggregates(conn: Connection, lo: datetime, hi: datetime) -> None:
 
 # --- the run -------------------------------------------------------------------------
 
+# Arrivals: the readings received from the watermark on (>=: a reading received at the
+# watermark itself may belong to a transaction that was still writing when the watermark
+# was taken, see _UNTIL).
 _ARRIVALS = """
 SELECT meter_id, min(ts), max(ts), count(*)
 FROM ingest.reading
-WHERE received_at > %s
+WHERE received_at >= %s
 GROUP BY meter_id, date_trunc('day', ts)
 """
+# The readings received in [lo, hi) added to the arrival rollups (migration 0011): per
+# meter and hour of reading time, and per local day (Asia/Shanghai, UTC+8: a clock hour lies
+# in one day). Run in the transaction that moves the watermark from lo to hi, so each reading
+# is counted once: every reading received before hi is visible then (hi is no later than the
+# start of any transaction still writing), and the next run counts from hi on.
+_COUNT_ARRIVALS = """
+WITH added AS (
+    SELECT meter_id, date_trunc('hour', ts, 'UTC') AS hour, count(*)::integer AS readings,
+           sum(date_part('epoch', received_at - ts)) AS lag_s_sum,
+           max(date_part('epoch', received_at - ts)) AS lag_s_max
+    FROM ingest.reading
+    WHERE received_at >= %(lo)s AND received_at < %(hi)s
+    GROUP BY 1, 2
+), hours AS (
+    INSERT INTO analytics.arrival_hour AS a (meter_id, hour, readings, lag_s_sum, lag_s_max)
+    SELECT meter_id, hour, readings, lag_s_sum, lag_s_max FROM added
+    ON CONFLICT (meter_id, hour) DO UPDATE SET
+        readings = a.readings + excluded.readings, lag_s_sum = a.lag_s_sum + excluded.lag_s_sum,
+        lag_s_max = greatest(a.lag_s_max, excluded.lag_s_max)
+), days AS (
+    INSERT INTO analytics.arrival_day AS a (meter_id, day, readings, lag_s_sum, lag_s_max)
+    SELECT meter_id, date_trunc('day', hour, 'Asia/Shanghai'), sum(readings), sum(lag_s_sum), max(lag_s_max)
+    FROM added GROUP BY 1, 2
+    ON CONFLICT (meter_id, day) DO UPDATE SET
+        readings = a.readings + excluded.readings, lag_s_sum = a.lag_s_sum + excluded.lag_s_sum,
+        lag_s_max = greatest(a.lag_s_max, excluded.lag_s_max)
+)
+SELECT coalesce(sum(readings), 0)::bigint FROM added
+"""
+
+
+def count_arrivals(conn: Connection, until: datetime) -> int:
+    """Add the readings received from the watermark up to ``until`` (excluded) to the arrival
+    rollups and move the watermark to ``until``; returns the readings added.
+
+    Must run inside the caller's transaction. The watermark row is locked first, so a
+    concurrent run either waits or has already moved it (then less, or nothing, is added),
+    and the watermark never moves back.
+    """
+    row = conn.execute(
+        "SELECT greatest(received_through, '1970-01-01Z') FROM analytics.energy_state FOR UPDATE"
+    ).fetchone()
+    assert row is not None
+    added = 0
+    if until > row[0]:
+        counted = conn.execute(_COUNT_ARRIVALS, {"lo": row[0], "hi": until}).fetchone()
+        added = int(counted[0]) if counted else 0
+    conn.execute(
+        "UPDATE analytics.energy_state SET received_through = greatest(received_through, %s),"
+        " updated_at = now()",
+        (until,),
+    )
+    return added
+
+
 # ±infinity in the table (whole history) are clamped to dates Python can hold.
 _CLAIM = (
     "SELECT dirty_id, meter_id, greatest(from_ts, '1970-01-01Z'), least(to_ts, '2200-01-01Z')"
@@ -578,11 +642,11 @@ def run_energy(
         until_row = conn.execute(_UNTIL).fetchone()
         assert row is not None and until_row is not None
         watermark, until = row[0], until_row[0]
-        arrivals = conn.execute(_ARRIVALS, (watermark,)).fetchall()
+        received = conn.execute(_ARRIVALS, (watermark,)).fetchall()
         claimed = conn.execute(_CLAIM).fetchall()
     work: dict[int, list[tuple[datetime, datetime]]] = {}
     last_seen: dict[int, datetime] = {}
-    for meter_id, lo, hi, _count in arrivals:
+    for meter_id, lo, hi, _count in received:
         work.setdefault(meter_id, []).append((lo, hi))
         last_seen[meter_id] = max(hi, last_seen.get(meter_id, hi))
     for _dirty_id, meter_id, lo, hi in claimed:
@@ -621,7 +685,7 @@ def run_energy(
             touched.extend(silent)
         if touched and not timescale:
             _roll_up_tables(conn, touched)
-        conn.execute("UPDATE analytics.energy_state SET received_through = %s, updated_at = now()", (until,))
+        arrivals = count_arrivals(conn, until)
         if claimed:
             conn.execute(
                 "DELETE FROM analytics.energy_dirty WHERE dirty_id = ANY(%s)", ([c[0] for c in claimed],)
@@ -643,6 +707,7 @@ def run_energy(
         total_readings,
         total_buckets,
         len(claimed),
+        arrivals,
         timescale,
         seconds,
     )

@@ -56,13 +56,20 @@ _CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     # -- panels: data quality -------------------------------------------------------
     "panel.ingest_rate.title": ("采集读数（按事件时间）", "Readings ingested (by event time)"),
     "panel.ingest_rate.description": (
-        "每个时间区间内存入的读数条数",
-        "Readings stored per interval, bucketed by event time",
+        "每个时间区间内存入的读数条数，按读数的事件时间归入区间。数据来自按小时汇总的到达统计"
+        "（api.arrival_hour，时间范围超过 35 天时按日，api.arrival_day），故分辨率为 1 小时（或 1 天），"
+        "比区间更细的变化看不到；最近约一分钟内存入的读数在下一次能耗计算后才计入",
+        "Readings stored per interval, bucketed by event time. Read from the hourly arrival rollup "
+        "(api.arrival_hour; daily, api.arrival_day, for ranges over 35 days): resolution one hour "
+        "(or one day), nothing finer shows; readings stored in about the last minute count after the "
+        "next energy run",
     ),
     "panel.lag.title": ("采集延迟", "Ingest lag"),
     "panel.lag.description": (
-        "入库时间与事件时间之差（平均与最大）",
-        "Time between event and storage (mean and maximum)",
+        "入库时间与事件时间之差（平均与最大），按读数的事件时间归入区间。数据来自按小时汇总的到达统计"
+        "（时间范围超过 35 天时按日），故分辨率为 1 小时（或 1 天）",
+        "Time between event and storage (mean and maximum), bucketed by event time. Read from the "
+        "hourly arrival rollup (daily for ranges over 35 days): resolution one hour (or one day)",
     ),
     "panel.collectors.title": ("采集服务", "Collectors"),
     "panel.collectors.description": (
@@ -80,8 +87,14 @@ _CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "panel.conflicts_table.title": ("最近冲突", "Recent conflicts"),
     "panel.coverage.title": ("各企业数据完整率", "Data coverage by enterprise"),
     "panel.coverage.description": (
-        "收到读数 / 应收读数（按表计的预期上报间隔）；省级要求 ≥ 90 %",
-        "Readings received / expected (from each meter's expected interval); provincial rule ≥ 90 %",
+        "收到读数 / 应收读数，按能耗汇总的口径（api.meter_energy_hour，超过 35 天按日）：累计型与区间型表计的"
+        "有效读数，应收读数按各表计预期上报间隔，自其首条读数起，静默表计计至最近一次能耗计算（减宽限期）。"
+        "瞬时值表计（gauge）和从未上报的表计不在其内（见节能监察的离线表计）；省级要求 ≥ 90 %",
+        "Readings received / expected as the energy rollups count them (api.meter_energy_hour; daily "
+        "beyond 35 days): valid readings of register and interval meters, expected at each meter's "
+        "interval from its first reading on, silent meters up to the last energy run less a grace. "
+        "Gauges and meters that never reported are not included (see offline meters on the inspector "
+        "dashboard); provincial rule ≥ 90 %",
     ),
     # -- panels: inspector --------------------------------------------------------------
     "panel.offline_meters.title": ("离线表计", "Offline meters"),

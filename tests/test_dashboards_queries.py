@@ -3,7 +3,8 @@
 The data is a day of readings of the test registry pushed through the real
 collector over a real Mosquitto (plus a conflict, quarantined messages, an
 offline gateway and meters that went silent), so ``api.collector_stats``,
-``api.quarantine`` and the rest are written the way production writes them.
+``api.quarantine`` and the rest are written the way production writes them; then
+the ``energy`` job runs once (arrival and energy rollups).
 Queries are found by walking the built dashboard and alert models: a new panel
 is covered without touching this file.
 """
@@ -24,6 +25,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from analytics.jobs import run_job
 from dashboards import alerts, catalogue
 from dashboards.boards import inspector, quality
 from dashboards.datasource import DATASOURCE_UID
@@ -300,6 +302,8 @@ def dataset(pg_server: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactor
             )
         end = datetime.now(UTC) + timedelta(seconds=1)
         with psycopg.connect(url, autocommit=True) as conn:
+            # The energy job counts the arrivals the readings and lag panels read.
+            assert run_job(conn, "energy", end).status == "ok"
             conn.execute(
                 sql.SQL("CREATE ROLE {} LOGIN IN ROLE parkenergy_grafana").format(sql.Identifier(name))
             )
@@ -377,15 +381,31 @@ def test_offline_and_coverage_figures(dataset: Dataset, variables: dict[str, Var
         gateways = rows_of(inspector.OFFLINE_GATEWAYS.sql)
         coverage = {r["enterprise_code"]: r for r in rows_of(quality.COVERAGE.sql)}
         quarantine = rows_of(inspector.ENTERPRISE_QUARANTINE.sql)
+        rates = rows_of(quality.INGEST_RATE.sql)
+        lags = rows_of(quality.LAG.sql)
+        stored = conn.execute(
+            "SELECT enterprise_code, meter_code, count(*) FROM api.reading GROUP BY 1, 2"
+        ).fetchall()
     # PV01 stopped 6 h ago (> 3 × 15 min), ST01 never reported; COAL01 reports daily.
     assert offline == {(E1, "PV01"), (E1, "ST01")}
     assert [(g["enterprise_code"], g["status"]) for g in gateways] == [(E2, "offline")]
     assert {r["enterprise_code"] for r in quarantine} == {E1}
     assert len(quarantine) == 3
-    # E2: EL01 96 of 100 expected over 25 h, COAL01 1 of 25/24.
-    assert float(coverage[E2]["received"]) == 97
-    assert float(coverage[E2]["expected"]) == round(100 + 25 / 24)
+    # Coverage as the energy rollups count it: every reading of the register and interval
+    # meters (the gauge PWR01 and the never-reporting ST01 are not counted); PV01's 6 silent
+    # hours, less the 1 h grace, are due and missing, so E1 is below E2 (all due readings in).
+    counted = {(e, m): n for e, m, n in stored if m != "PWR01"}
+    assert float(coverage[E1]["received"]) == sum(n for (e, _), n in counted.items() if e == E1)
+    assert float(coverage[E2]["received"]) == sum(n for (e, _), n in counted.items() if e == E2) == 97
+    assert 98 <= float(coverage[E2]["coverage_pct"]) <= 100
+    pv_due = 4 * 5  # PV01: 15-minute readings due from its last (6 h ago) to the run less the grace
+    assert float(coverage[E1]["expected"]) >= float(coverage[E1]["received"]) + pv_due - 2
     assert float(coverage[E1]["coverage_pct"]) < float(coverage[E2]["coverage_pct"])
+    # Readings and lag from the arrival rollups: every stored reading once; the stream was
+    # published at once, so the oldest readings arrived about 24 h late.
+    assert sum(int(r["readings"]) for r in rates) == sum(n for _, _, n in stored)
+    assert all(0 <= r["lag_mean_s"] <= r["lag_max_s"] for r in lags)
+    assert 23 * 3600 < max(r["lag_max_s"] for r in lags) < 25 * 3600
 
 
 def test_the_grafana_role_reads_nothing_but_api(dataset: Dataset) -> None:

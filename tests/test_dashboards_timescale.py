@@ -20,6 +20,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from analytics.energy_store import count_arrivals
 from parkdata.migrate import TimescaleMode, migrate
 from parkdata.registry_file import read_registry_file
 from parkdata.registry_store import store_registry
@@ -129,6 +130,13 @@ def _load(conn: psycopg.Connection[Any], now: datetime) -> None:
         (len(rows), len(rows), len(rows)),
     )
     assert topic.startswith(PREFIX)
+    # The arrival rollups, counted as the energy job counts them. Not the whole job: its
+    # energy rows of today would become the latest month of the accounting panels below,
+    # which read another small park in this database (the job runs on TimescaleDB in
+    # tests/test_energy_timescaledb.py).
+    with conn.transaction():
+        until = conn.execute("SELECT now()").fetchone()
+        assert until is not None and count_arrivals(conn, until[0]) == len(rows)
 
 
 @pytest.fixture(scope="module")

@@ -64,6 +64,11 @@ def conn(database_url: str) -> Iterator[Conn]:
         yield c
 
 
+def load(conn: Conn, tmp_path: Path, *rows: list[str]) -> dict[str, int]:
+    """Store registry ``rows`` (see :func:`meter`); the meter ids by meter code."""
+    return load_registry_rows(conn, tmp_path / "registry.csv", rows)
+
+
 def insert(
     conn: Conn,
     meter_id: int,

@@ -20,6 +20,7 @@ from psycopg import sql
 from analytics.energy_store import energy_timescaledb, run_energy
 from parkdata.migrate import migrate
 from tests.harness import load_meter_event_rows, load_registry_rows
+from tests.test_energy_arrivals import assert_counts_are_raw
 from tests.test_timescaledb import _connect, migration_report, timescale_url  # noqa: F401
 
 ENTERPRISE = "91420704TSDB00001X"
@@ -104,10 +105,12 @@ def _scenario(
     late = [r for r in rows if START + timedelta(hours=20) <= r[1] < START + timedelta(hours=26)]
     _insert(conn, [r for r in rows if r not in late])
     run_energy(conn)
+    assert_counts_are_raw(conn)  # the arrival rollups, plain tables on both paths
     first = _api(conn)
     _insert(conn, late)
     _events(conn, tmp_path)
     run_energy(conn)
+    assert_counts_are_raw(conn)
     return first, _api(conn)
 
 

@@ -1,34 +1,70 @@
-"""Data quality and collector health: ingest rate, lag, quarantine, conflicts, coverage."""
+"""Data quality and collector health: ingest rate, lag, quarantine, conflicts, coverage.
+
+Readings and lag read the arrival rollups (``api.arrival_hour`` / ``_day``), coverage the
+energy rollups (``api.meter_energy_hour`` / ``_day``): over a year of a large park, queries
+of the raw readings take seconds (docs/benchmarks.md, "Dashboard benchmark").
+"""
 
 from __future__ import annotations
 
 from typing import Final
 
+from dashboards.boards.accounting import RANGE_LENGTH, fill
+from dashboards.boards.enterprise import HOURLY_DAYS
 from dashboards.panels import Board, Column, Kind, Panel, Row, Threshold
 
 # Completeness = received / expected uploads ≥ 90 % (DOMAIN.md §4, provincial
 # online-monitoring practice under 发改环资〔2017〕1711号).
 COVERAGE_TARGET_PCT: Final = 90.0
 
+# Readings and lag come from the arrival rollups (docs/energy.md "Arrivals"): hours of
+# reading time for ranges up to HOURLY_DAYS days, local days beyond (a year of hours is
+# meters × 8 760 rows, too many for one query; the other branch of the UNION ALL is cut by a
+# one-time filter before it reads anything).
+_HOURLY = f"{RANGE_LENGTH} <= interval '{HOURLY_DAYS} days'"
+_DAILY = f"{RANGE_LENGTH} > interval '{HOURLY_DAYS} days'"
+
+
+def _arrivals(columns: str) -> str:
+    """``columns`` of the arrival rollup suited to the range, as ``bucket``, of the selection."""
+    return fill(
+        """SELECT x.hour AS bucket, {columns} FROM api.arrival_hour x
+    WHERE $__timeFilter(x.hour) AND x.enterprise_code IN ($enterprise) AND {hourly}
+    UNION ALL
+    SELECT x.day, {columns} FROM api.arrival_day x
+    WHERE $__timeFilter(x.day) AND x.enterprise_code IN ($enterprise) AND {daily}""",
+        columns=columns,
+        hourly=_HOURLY,
+        daily=_DAILY,
+    )
+
+
 INGEST_RATE = Panel(
     key="ingest_rate",
     kind=Kind.TIMESERIES,
-    sql="""SELECT $__timeGroupAlias(ts, $__interval), count(*) AS readings
-FROM api.reading
-WHERE $__timeFilter(ts) AND enterprise_code IN ($enterprise)
+    sql="""SELECT $__timeGroupAlias(a.bucket, $__interval), sum(a.readings) AS readings
+FROM (
+    """
+    + _arrivals("x.readings")
+    + """
+) a
 GROUP BY 1
 ORDER BY 1""",
     columns=(Column("readings"),),
 )
 
+# Mean lag of a bucket = Σ lag / Σ readings (each row's mean weighted by its readings).
 LAG = Panel(
     key="lag",
     kind=Kind.TIMESERIES,
-    sql="""SELECT $__timeGroupAlias(ts, $__interval),
-       avg(date_part('epoch', received_at - ts)) AS lag_mean_s,
-       max(date_part('epoch', received_at - ts)) AS lag_max_s
-FROM api.reading
-WHERE $__timeFilter(ts) AND enterprise_code IN ($enterprise)
+    sql="""SELECT $__timeGroupAlias(a.bucket, $__interval),
+       sum(a.readings * a.lag_s_avg) / sum(a.readings) AS lag_mean_s,
+       max(a.lag_s_max) AS lag_max_s
+FROM (
+    """
+    + _arrivals("x.readings, x.lag_s_avg, x.lag_s_max")
+    + """
+) a
 GROUP BY 1
 ORDER BY 1""",
     unit="s",
@@ -124,33 +160,34 @@ LIMIT 200""",
     ),
 )
 
-# Expected readings of a meter over the range = range length / expected interval;
-# meters without an expected interval (or retired) are not counted.
+# Coverage as the energy rollups count it (docs/energy.md "Coverage"; DOMAIN.md §4):
+# valid readings / readings due at each register or interval meter's expected interval, from
+# its first reading on, silent meters included up to the last energy run less a grace. Hours
+# for ranges up to HOURLY_DAYS days, local days beyond. Every selected enterprise is listed;
+# one without any energy meter row in the range has no coverage (shown first). At most 100 %,
+# as a bucket's coverage (a daily meter's due reading may fall in the hour before the range).
 COVERAGE = Panel(
     key="coverage",
     kind=Kind.TABLE,
-    sql="""WITH expected AS (
-    SELECT m.enterprise_code, m.meter_code,
-           extract(epoch FROM $__timeTo()::timestamptz - $__timeFrom()::timestamptz)
-             / m.expected_interval_s AS expected_n
-    FROM api.meter m
-    WHERE m.expected_interval_s IS NOT NULL AND m.retired_at IS NULL
-      AND m.enterprise_code IN ($enterprise)
-), received AS (
-    SELECT r.enterprise_code, r.meter_code, count(*) AS received_n
-    FROM api.reading r
-    WHERE $__timeFilter(r.ts) AND r.enterprise_code IN ($enterprise)
-    GROUP BY r.enterprise_code, r.meter_code
-)
-SELECT e.park_code, x.enterprise_code, e.enterprise_name,
-       sum(coalesce(r.received_n, 0)) AS received,
-       round(sum(x.expected_n)) AS expected,
-       100 * sum(coalesce(r.received_n, 0)) / nullif(sum(x.expected_n), 0) AS coverage_pct
-FROM expected x
-JOIN api.enterprise e ON e.enterprise_code = x.enterprise_code
-LEFT JOIN received r ON r.enterprise_code = x.enterprise_code AND r.meter_code = x.meter_code
-GROUP BY e.park_code, x.enterprise_code, e.enterprise_name
-ORDER BY coverage_pct, x.enterprise_code""",
+    sql=fill(
+        """SELECT e.park_code, e.enterprise_code, e.enterprise_name,
+       coalesce(sum(x.readings), 0) AS received,
+       coalesce(sum(x.expected_readings), 0) AS expected,
+       least(100.0, 100.0 * sum(x.readings) / nullif(sum(x.expected_readings), 0)) AS coverage_pct
+FROM api.enterprise e
+LEFT JOIN (
+    SELECT m.enterprise_code, m.readings, m.expected_readings FROM api.meter_energy_hour m
+    WHERE $__timeFilter(m.bucket) AND m.enterprise_code IN ($enterprise) AND {hourly}
+    UNION ALL
+    SELECT m.enterprise_code, m.readings, m.expected_readings FROM api.meter_energy_day m
+    WHERE $__timeFilter(m.bucket) AND m.enterprise_code IN ($enterprise) AND {daily}
+) x ON x.enterprise_code = e.enterprise_code
+WHERE e.enterprise_code IN ($enterprise)
+GROUP BY e.park_code, e.enterprise_code, e.enterprise_name
+ORDER BY coverage_pct NULLS FIRST, e.enterprise_code""",
+        hourly=_HOURLY,
+        daily=_DAILY,
+    ),
     width=24,
     columns=(
         Column("park_code"),
