@@ -23,7 +23,7 @@ _QUERY = (
     " WHERE level = %s AND period_type = %s AND (%s::text IS NULL OR period = %s::text)"
     " AND (%s::text IS NULL OR park_code = %s::text) AND (%s::text IS NULL OR variant = %s::text)"
     " ORDER BY period DESC, park_code NULLS FIRST, industry_code NULLS FIRST, enterprise_code NULLS FIRST,"
-    " variant"
+    " array_position(ARRAY['gross', 'excl_feedstock', 'excl_feedstock_nonfossil'], variant)"
 )
 _YEAR = re.compile(r"[0-9]{4}")
 _MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
