@@ -8,6 +8,7 @@ reproducing arithmetic, U = unverified).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -30,6 +31,8 @@ KJ_PER_KGCE = 29_307.6
 """1 kgce = 7000 kcal = 29 307.6 kJ (net calorific value), GB/T 2589-2020."""
 
 _QUANTITY = frozenset({Dimension.ENERGY, Dimension.VOLUME, Dimension.MASS})
+REFERENCE_YEARS = range(1990, 2101)
+"""Years a published factor may be for (the CHECK of ``accounting.co2_factor.reference_year``)."""
 
 
 class FactorError(ValueError):
@@ -55,9 +58,15 @@ def kgce_per_unit_from_lhv(lhv_kj_per_unit: float) -> float:
     GB/T 2589-2020: a measured LHV overrides the default coefficient (e.g. natural
     gas: 35 588 kJ/m³ gives 1.2143 kgce/m³).
     """
-    if not lhv_kj_per_unit > 0:
-        raise FactorError("a calorific value must be positive")
+    if not (lhv_kj_per_unit > 0 and math.isfinite(lhv_kj_per_unit)):
+        raise FactorError(f"a calorific value must be a positive finite number, got {lhv_kj_per_unit:g}")
     return lhv_kj_per_unit / KJ_PER_KGCE
+
+
+def _check_positive(name: str, value: float) -> None:
+    """A coefficient must be a finite number > 0 (an infinite one would poison every sum)."""
+    if not (value > 0 and math.isfinite(value)):
+        raise FactorError(f"{name} must be a positive finite number, got {value:g}")
 
 
 def _check_common(factor: TceFactor | Co2Factor | TceOverride) -> None:
@@ -96,8 +105,7 @@ class TceFactor:
 
     def __post_init__(self) -> None:
         _check_common(self)
-        if not self.kgce_per_unit > 0:
-            raise FactorError("kgce_per_unit must be positive")
+        _check_positive("kgce_per_unit", self.kgce_per_unit)
         allowed = {b.value for b in ElectricityBasis} if self.carrier == "electricity" else {"any"}
         if self.basis not in allowed:
             raise FactorError(f"basis of {self.carrier} must be one of: {', '.join(sorted(allowed))}")
@@ -125,10 +133,19 @@ class Co2Factor:
 
     def __post_init__(self) -> None:
         _check_common(self)
-        if not self.kgco2_per_unit >= 0:
-            raise FactorError("kgco2_per_unit must be 0 or more")
+        if not (self.kgco2_per_unit >= 0 and math.isfinite(self.kgco2_per_unit)):
+            raise FactorError(
+                f"kgco2_per_unit must be a finite number, 0 or more, got {self.kgco2_per_unit:g}"
+            )
+        if not self.region.strip() or self.region != self.region.strip():
+            raise FactorError(f"region must be a name without surrounding spaces, got {self.region!r}")
         if (self.carrier == "electricity") == (self.region == "any"):
             raise FactorError("electricity factors name a grid region; other carriers use region 'any'")
+        if self.reference_year is not None and self.reference_year not in REFERENCE_YEARS:
+            raise FactorError(
+                f"reference_year must be within {REFERENCE_YEARS.start}-{REFERENCE_YEARS.stop - 1},"
+                f" got {self.reference_year}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,5 +165,4 @@ class TceOverride:
 
     def __post_init__(self) -> None:
         _check_common(self)
-        if not self.kgce_per_unit > 0:
-            raise FactorError("kgce_per_unit must be positive")
+        _check_positive("kgce_per_unit", self.kgce_per_unit)

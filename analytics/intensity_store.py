@@ -10,7 +10,16 @@ import psycopg
 
 from analytics.accounting import Variant
 
-__all__ = ["LEVELS", "PeriodSpec", "PeriodSpecError", "parse_period", "query_intensity"]
+__all__ = [
+    "LEVELS",
+    "PeriodSpec",
+    "PeriodSpecError",
+    "UnknownParkError",
+    "check_park",
+    "parse_period",
+    "query_intensity",
+    "why_empty",
+]
 
 Connection = psycopg.Connection[Any]
 
@@ -31,6 +40,10 @@ _MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 
 class PeriodSpecError(ValueError):
     """A --period value that is not a year, a month, ytd or rolling12."""
+
+
+class UnknownParkError(LookupError):
+    """A park code that is not in the registry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +105,37 @@ def query_intensity(
     rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     # Without a label: the latest period with data (rows come latest first), in one query.
     return [r for r in rows if r["period"] == rows[0]["period"]] if rows else []
+
+
+def check_park(conn: Connection, park_code: str) -> None:
+    """Raise :class:`UnknownParkError` (naming the registered parks) unless ``park_code`` exists."""
+    codes = [str(c) for (c,) in conn.execute("SELECT park_code FROM api.park ORDER BY park_code")]
+    if park_code not in codes:
+        known = ", ".join(codes) if codes else "none registered yet"
+        raise UnknownParkError(f"unknown park {park_code!r} (parks: {known})")
+
+
+def why_empty(conn: Connection, level: str, period: PeriodSpec, park_code: str | None = None) -> str:
+    """Why :func:`query_intensity` found no row: which periods have data, or that no energy exists.
+
+    ``api.intensity`` has a row for every group and period with interval energy (the
+    ``energy`` job), with or without value added (docs/accounting.md, "Intensity,
+    base, target, path and status").
+    """
+    view_level = "park_industry" if level == "industry" and park_code else level
+    scope = f" in park {park_code}" if park_code and level != "city" else ""
+    first, last = conn.execute(
+        "SELECT min(period), max(period) FROM api.intensity WHERE level = %s AND period_type = %s"
+        " AND (%s::text IS NULL OR park_code = %s::text)",
+        (view_level, period.period_type, park_code, park_code),
+    ).fetchone() or (None, None)
+    if first is not None:
+        asked = (
+            period.period
+            if period.period_type in ("year", "month")
+            else f"{period.period_type}:{period.period}"
+        )
+        return f"no intensity for {asked}{scope}: data from {first} to {last}"
+    if conn.execute("SELECT NOT EXISTS (SELECT 1 FROM api.meter_energy_month)").fetchone() == (True,):
+        return "no interval energy yet: collect readings, then run `parkenergy analyze run`"
+    return f"no {level} figures{scope} yet (energy and value added are needed)"

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-from grafana_client.client import GrafanaClientError
+from grafana_client.client import GrafanaClientError, GrafanaException
 
 from dashboards import alerts, catalogue, datasource
 from dashboards.messages import Lang, text
@@ -57,6 +57,54 @@ class PushReport:
 
     written: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+
+
+class PushError(RuntimeError):
+    """Grafana could not be reached, or refused a request.
+
+    ``step`` names the object being read or written; ``report`` holds what was
+    written before (a second push completes the rest: every step is idempotent).
+    """
+
+    def __init__(self, step: str, reason: str, report: PushReport) -> None:
+        super().__init__(f"{step}: {reason}")
+        self.step = step
+        self.reason = reason
+        self.report = report
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost error of a chain (e.g. ``ConnectionRefusedError`` under niquests' wrappers)."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        inner = exc.__cause__ or exc.__context__ or getattr(exc, "reason", None)
+        if inner is None and exc.args and isinstance(exc.args[0], BaseException):
+            inner = exc.args[0]
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    return exc
+
+
+def _reason(exc: Exception) -> str:
+    """One line saying why a request failed: the HTTP status and Grafana's message, or the network error."""
+    if isinstance(exc, GrafanaException) and exc.status_code:
+        response = exc.response
+        if exc.status_code == 401:
+            text = "unauthorized: the token is missing, wrong or expired"
+        elif isinstance(response, dict) and response.get("message"):
+            text = str(response["message"])
+            if exc.status_code == 403:
+                text = f"forbidden (the token needs the Admin role): {text}"
+        else:
+            text = "the answer is not Grafana's (is the URL Grafana's base URL?)"
+        return f"HTTP {exc.status_code}: {' '.join(text.split())[:200]}"
+    root = _root_cause(exc)
+    text = " ".join(str(root).split())[:200]
+    if isinstance(exc, ValueError) and not isinstance(root, OSError):
+        return f"the answer is not Grafana's JSON (is the URL Grafana's base URL?): {text}"
+    return f"cannot reach Grafana: {text or type(root).__name__}"
 
 
 def make_plan(
@@ -131,9 +179,26 @@ def _note(report: PushReport, wrote: bool, what: str) -> None:
 
 
 def push(api: GrafanaApiLike, plan: PushPlan, *, force: bool = False) -> PushReport:
-    """Publish ``plan``; with ``force``, write every object even when it looks current."""
-    report = PushReport()
+    """Publish ``plan``; with ``force``, write every object even when it looks current.
 
+    Raises
+    ------
+    PushError
+        Grafana is unreachable or answered an error (naming the object and the reason).
+    """
+    report = PushReport()
+    step = [f"folder {plan.folder_uid}"]
+    try:
+        _push(api, plan, report, step, force=force)
+    except GrafanaException as exc:
+        raise PushError(step[0], _reason(exc), report) from exc
+    except (OSError, ValueError) as exc:  # network errors of niquests are OSErrors; ValueError: not JSON
+        raise PushError(step[0], _reason(exc), report) from exc
+    return report
+
+
+def _push(api: GrafanaApiLike, plan: PushPlan, report: PushReport, step: list[str], *, force: bool) -> None:
+    """The steps of :func:`push`; ``step[0]`` names the object being handled."""
     folder = _get(api.folder.get_folder, plan.folder_uid)
     if folder is None:
         api.folder.create_folder(plan.folder_title, uid=plan.folder_uid)
@@ -144,6 +209,7 @@ def push(api: GrafanaApiLike, plan: PushPlan, *, force: bool = False) -> PushRep
 
     if plan.datasource is not None:
         uid = plan.datasource["uid"]
+        step[0] = f"datasource {uid}"
         remote = _get(api.datasource.get_datasource_by_uid, uid)
         public = {k: v for k, v in plan.datasource.items() if k != "secureJsonData"}
         if remote is None:
@@ -158,6 +224,7 @@ def push(api: GrafanaApiLike, plan: PushPlan, *, force: bool = False) -> PushRep
         _note(report, changed, f"datasource {uid}")
 
     for board in plan.dashboards:
+        step[0] = f"dashboard {board['uid']}"
         remote = _get(api.dashboard.get_dashboard, board["uid"])
         current = (
             remote is not None
@@ -171,14 +238,17 @@ def push(api: GrafanaApiLike, plan: PushPlan, *, force: bool = False) -> PushRep
         _note(report, not current or force, f"dashboard {board['uid']}")
 
     for group in plan.rule_groups:
+        step[0] = f"rule-group {group['title']}"
         remote = _get(api.alertingprovisioning.get_rule_group, plan.folder_uid, group["title"])
         current = remote is not None and contains(remote, group)
         if not current or force:
             api.alertingprovisioning.update_rule_group(plan.folder_uid, group["title"], group)
         _note(report, not current or force, f"rule-group {group['title']}")
 
+    step[0] = "contact points"
     existing = {p.get("uid"): p for p in api.alertingprovisioning.get_contactpoints() or []}
     for point in plan.contact_points:
+        step[0] = f"contact-point {point['uid']}"
         remote = existing.get(point["uid"])
         current = remote is not None and contains(remote, point)
         if remote is None:
@@ -187,9 +257,9 @@ def push(api: GrafanaApiLike, plan: PushPlan, *, force: bool = False) -> PushRep
             api.alertingprovisioning.update_contactpoint(point["uid"], point)
         _note(report, not current or force, f"contact-point {point['uid']}")
 
+    step[0] = "policy tree"
     remote_policy = api.alertingprovisioning.get_notification_policy_tree()
     current = contains(remote_policy, plan.policy)
     if not current or force:
         api.alertingprovisioning.set_notification_policy_tree(plan.policy)
     _note(report, not current or force, "policy tree")
-    return report

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -114,7 +114,7 @@ class Settings(BaseSettings):
     alert_dingding_url: str | None = Field(default=None, description="DingTalk robot URL with access_token")
     alert_wecom_url: str | None = Field(default=None, description="WeCom group robot URL with key")
 
-    log_level: str = "INFO"
+    log_level: str = Field(default="INFO", pattern="(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     log_format: str = Field(default="text", pattern="^(text|json)$")
 
     @field_validator("mqtt_url")
@@ -163,5 +163,18 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         base = Settings(**from_file)
         given = {k: v for k, v in overrides.items() if v is not None}
         return Settings.model_validate({**base.model_dump(), **given}) if given else base
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc)) from exc
     except ValueError as exc:
         raise SettingsError(str(exc)) from exc
+
+
+def _one_line(exc: ValidationError) -> str:
+    """Every error of a validation on one line, each naming its setting (and variable) and value."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        name = ".".join(str(p) for p in error["loc"])
+        secret = any(word in name for word in ("url", "token", "password"))  # may hold credentials
+        value = f", got {error['input']!r}" if error["type"] != "missing" and not secret else ""
+        parts.append(f"{name} ({name.upper()}): {error['msg']}{value}")
+    return "; ".join(parts)

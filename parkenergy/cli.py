@@ -10,6 +10,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, TypeVar
 
+import psycopg
 import typer
 from rich.progress import Progress
 from rich.table import Table
@@ -348,4 +349,11 @@ def demo(
 
 
 def main() -> None:
-    app()
+    """The console script: a database that cannot be reached, or whose schema lags, is one line, exit 1."""
+    try:
+        app()
+    except services.NotReadyError as exc:
+        raise SystemExit(fail(str(exc)).exit_code) from None
+    except psycopg.OperationalError as exc:
+        reason = " ".join(str(exc).split())
+        raise SystemExit(fail(f"database: {reason}").exit_code) from None

@@ -33,7 +33,15 @@ from analytics.factors import (
     kgce_per_unit_from_lhv,
 )
 from analytics.factors_store import add_co2_factor, add_override, add_tce_factor, list_rows, set_setting
-from analytics.intensity_store import LEVELS, PeriodSpecError, parse_period, query_intensity
+from analytics.intensity_store import (
+    LEVELS,
+    PeriodSpecError,
+    UnknownParkError,
+    check_park,
+    parse_period,
+    query_intensity,
+    why_empty,
+)
 from parkdata.db import connect
 from parkenergy import services
 from parkenergy.clikit import console, err_console, fail, print_rows, settings_of
@@ -72,7 +80,8 @@ def _import(ctx: typer.Context, read: Callable[[], _Rows], store: Callable[[Any,
     except EconomicsFileError as exc:
         for problem in exc.problems:
             err_console.print(str(problem), markup=False, soft_wrap=True)
-        raise fail(f"{len(exc.problems)} problems; nothing was imported") from exc
+        count = len(exc.problems)
+        raise fail(f"{count} problem{'s' if count != 1 else ''}; nothing was imported", 2) from exc
     if isinstance(summary, tuple):
         for part in summary:
             console.print(str(part))
@@ -170,16 +179,36 @@ def intensity(  # noqa: PLR0917 (typer: one parameter per option)
         bool, typer.Option("--json", help="JSON lines (fields in docs/accounting.md).")
     ] = False,
 ) -> None:
-    """Energy intensity (tce per 10⁴ yuan at 2022 prices) against the 2022 base and the 2027 target."""
+    """Energy intensity (tce per 10⁴ yuan at 2022 prices) against the 2022 base and the 2027 target.
+
+    Exits with 1 and the reason when there is nothing to show (no energy, no value
+    added, or no data for the period asked).
+    """
     if level not in LEVELS:
         raise fail(f"--level must be one of: {', '.join(LEVELS)}", 2)
+    if park is not None and level == "city":
+        raise fail("--park does not apply to --level city (use --level park, industry or enterprise)", 2)
     try:
         spec = parse_period(period)
     except PeriodSpecError as exc:
         raise fail(str(exc), 2) from exc
     url = services.database_url(settings_of(ctx))
     with connect(url, autocommit=True) as conn:
+        try:
+            if park is not None:
+                check_park(conn, park)
+        except UnknownParkError as exc:
+            raise fail(str(exc), 2) from exc
         rows = query_intensity(conn, level, spec, variant, park)
+        if not rows:
+            raise fail(why_empty(conn, level, spec, park))
+    if all(r["intensity"] is None for r in rows):
+        err_console.print(
+            "note: energy but no value added at 2022 prices for these months: no intensity"
+            " (`parkenergy import value-added FILE`, and `import deflators FILE` for years after 2022)",
+            markup=False,
+            soft_wrap=True,
+        )
     if as_json:
         for row in rows:
             sys.stdout.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
@@ -191,7 +220,10 @@ def intensity(  # noqa: PLR0917 (typer: one parameter per option)
         {c: f"{_shown(r[c], c)}{'!' if c == 'coverage' and r.get('low_coverage') else ''}" for c in columns}
         for r in rows
     ]
-    print_rows(shown, False, title=f"intensity, {level}, {period} (coverage < 90 % marked !)")
+    label = str(rows[0]["period"])
+    shown_period = label if spec.period_type in ("year", "month") else f"{spec.period_type} to {label}"
+    where = f", park {park}" if park else ""
+    print_rows(shown, False, title=f"intensity, {level}{where}, {shown_period} (coverage < 90 % marked !)")
 
 
 # -- factors -----------------------------------------------------------------
@@ -247,7 +279,7 @@ def factors_add_tce(  # noqa: PLR0917 (typer: one parameter per option)
     ctx: typer.Context,
     carrier: Annotated[str, _CARRIER],
     unit: Annotated[str, typer.Option(help="Unit the coefficient is per (e.g. kWh, m3, kg, MJ).")],
-    kgce_per_unit: Annotated[float, typer.Option(help="Coefficient [kgce per unit].")],
+    kgce_per_unit: Annotated[float, typer.Option(help="Coefficient, kgce per unit.")],
     valid_from: Annotated[datetime, _FROM],
     source: Annotated[str, _SOURCE],
     confidence: Annotated[Confidence, _CONF],
@@ -279,7 +311,7 @@ def factors_add_co2(  # noqa: PLR0917 (typer: one parameter per option)
     ctx: typer.Context,
     carrier: Annotated[str, _CARRIER],
     unit: Annotated[str, typer.Option(help="Unit the factor is per.")],
-    kgco2_per_unit: Annotated[float, typer.Option(help="Factor [kg CO2 per unit].")],
+    kgco2_per_unit: Annotated[float, typer.Option(help="Factor, kg CO2 per unit.")],
     valid_from: Annotated[datetime, _FROM],
     source: Annotated[str, _SOURCE],
     confidence: Annotated[Confidence, _CONF],
@@ -320,9 +352,9 @@ def factors_override(  # noqa: PLR0917 (typer: one parameter per option)
     source: Annotated[str, _SOURCE],
     confidence: Annotated[Confidence, _CONF],
     meter: Annotated[str | None, typer.Option(help="Only this meter; default: the whole enterprise.")] = None,
-    kgce_per_unit: Annotated[float | None, typer.Option(help="Coefficient [kgce per unit].")] = None,
+    kgce_per_unit: Annotated[float | None, typer.Option(help="Coefficient, kgce per unit.")] = None,
     lhv_kj_per_unit: Annotated[
-        float | None, typer.Option(help="Measured net calorific value [kJ per unit]; ÷ 29307.6 gives kgce.")
+        float | None, typer.Option(help="Measured net calorific value, kJ per unit; ÷ 29307.6 gives kgce.")
     ] = None,
     valid_to: Annotated[datetime | None, _TO] = None,
     note: Annotated[str | None, _NOTE] = None,

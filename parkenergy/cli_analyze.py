@@ -25,10 +25,14 @@ def register(app: typer.Typer) -> None:
     app.add_typer(analyze_app, name="analyze")
 
 
-def _when(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
+def _when(text: str, option: str) -> datetime:
+    """An ISO 8601 time with its UTC offset; anything else stops the command with exit code 2."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise fail(f"{option} {text!r} is not an ISO 8601 time (e.g. 2025-06-01T00:00+08:00)", 2) from None
     if value.tzinfo is None:
-        raise typer.BadParameter(f"{text!r} has no UTC offset (e.g. 2025-06-01T00:00+08:00)")
+        raise fail(f"{option} {text!r} has no UTC offset (e.g. 2025-06-01T00:00+08:00)", 2)
     return value
 
 
@@ -69,7 +73,8 @@ def analyze_serve(
     ctx: typer.Context,
     job: Annotated[list[str] | None, typer.Option("--job", help="Only this job (repeatable).")] = None,
     interval_s: Annotated[
-        float | None, typer.Option(help="Run every job this often [s] instead of its default.", min=1)
+        float | None,
+        typer.Option(help="Run every job this often, in seconds, instead of its default.", min=1),
     ] = None,
 ) -> None:
     """Run the jobs on their schedules until stopped (one service per database)."""
@@ -100,7 +105,10 @@ def analyze_recompute(
     from_: Annotated[str, typer.Option("--from", help="Start, ISO 8601 with offset.")],
     to: Annotated[str, typer.Option("--to", help="End, ISO 8601 with offset.")],
     meter: Annotated[
-        list[str] | None, typer.Option("--meter", help="Meter code (repeatable; default all).")
+        list[str] | None,
+        typer.Option(
+            "--meter", help="Meter code, in every enterprise that has it (repeatable; default all)."
+        ),
     ] = None,
     now: Annotated[
         bool,
@@ -110,9 +118,9 @@ def analyze_recompute(
     ] = True,
 ) -> None:
     """Force a recompute of the energy of [FROM, TO] (all meters or the given ones)."""
-    start, end = _when(from_), _when(to)
+    start, end = _when(from_, "--from"), _when(to, "--to")
     if end <= start:
-        raise fail("--to must be after --from", 2)
+        raise fail(f"--to ({end.isoformat()}) must be after --from ({start.isoformat()})", 2)
     url = services.database_url(settings_of(ctx))
     with connect(url, autocommit=True) as conn:
         ids: list[int] | None = None

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import logging
 import os
 import secrets
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Final
+from urllib.parse import urlsplit
 
 import typer
 from grafana_client.api import GrafanaApi
@@ -20,6 +22,8 @@ from dashboards.messages import Lang
 from parkdata.registry_file import RegistryFileError, read_registry_file
 from parkdata.settings import Settings
 from parkenergy.clikit import console, err_console, fail, settings_of
+
+log = logging.getLogger(__name__)
 
 dashboards_app = typer.Typer(
     help="Grafana dashboards, alert rules and provisioning generated from code.", no_args_is_help=True
@@ -108,6 +112,9 @@ def push(
     credential = token or settings.grafana_token
     if not base:
         raise fail("no Grafana URL: pass --url or set GRAFANA_URL", 2)
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise fail(f"Grafana URL {base!r} is not http(s)://host[:port][/path]", 2)
     try:
         database = DatabaseTarget.parse(settings.grafana_db_url) if settings.grafana_db_url else None
     except ValueError as exc:
@@ -121,7 +128,15 @@ def push(
         )
     plan = publish.make_plan(Lang(lang.value), timescaledb, database, channels)
     api = GrafanaApi.from_url(base, credential=credential, timeout=30.0)
-    report = publish.push(api, plan, force=force)
+    try:
+        report = publish.push(api, plan, force=force)
+    except publish.PushError as exc:
+        log.debug("push to %s failed", base, exc_info=True)
+        for what in exc.report.written:
+            console.print(f"wrote {what}")
+        written = len(exc.report.written)
+        partly = f"; {written} objects were written before (push again to complete)" if written else ""
+        raise fail(f"Grafana at {base}: {exc}{partly}") from exc
     for what in report.written:
         console.print(f"wrote {what}")
     console.print(f"{len(report.written)} written, {len(report.unchanged)} already current")
@@ -146,6 +161,32 @@ def mosquitto_password_line(user: str, password: str, salt: bytes | None = None)
     return f"{user}:$7${PBKDF2_ITERATIONS}{encoded}"
 
 
+def _append_users(passwd: Path, credentials: Path, new: list[tuple[str, str]]) -> None:
+    """Append the plain-text credentials, then the hashes: both files are opened before either is written.
+
+    Credentials come first so that a user can never be in ``passwd`` without its
+    password recorded (existing users are never given a new one).
+    """
+    for path in (passwd, credentials):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = not credentials.exists() or credentials.stat().st_size == 0
+    needs_newline = passwd.is_file() and passwd.stat().st_size > 0 and not passwd.read_bytes().endswith(b"\n")
+    fd = os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with (
+        os.fdopen(fd, "a", encoding="utf-8", newline="") as cred,
+        passwd.open("a", encoding="utf-8") as hashes,
+    ):
+        writer = csv.writer(cred)
+        if fresh:
+            writer.writerow(["user", "password"])
+        writer.writerows(new)
+        cred.flush()
+        if needs_newline and new:
+            hashes.write("\n")  # a last line without its newline would swallow the first new user
+        for user, password in new:
+            hashes.write(mosquitto_password_line(user, password) + "\n")
+
+
 def _users_in(passwd: Path) -> set[str]:
     if not passwd.is_file():
         return set()
@@ -155,7 +196,10 @@ def _users_in(passwd: Path) -> set[str]:
 @broker_app.command("passwords")
 def passwords(
     registry: Annotated[
-        Path, typer.Argument(help="Registry CSV or XLSX: one user per enterprise code.", exists=True)
+        Path,
+        typer.Argument(
+            help="Registry CSV or XLSX: one user per enterprise code.", exists=True, dir_okay=False
+        ),
     ],
     passwd: Annotated[Path, typer.Option(help="Mosquitto password file to extend.")] = Path(
         "deploy/mosquitto/passwd"
@@ -177,21 +221,17 @@ def passwords(
         rows = read_registry_file(registry)
     except RegistryFileError as exc:
         for problem in exc.problems:
-            err_console.print(str(problem))
-        raise fail(f"{len(exc.problems)} problems in {registry}") from exc
+            err_console.print(str(problem), markup=False, soft_wrap=True)
+        count = len(exc.problems)
+        raise fail(f"{count} problem{'s' if count != 1 else ''} in {registry}; no user was added", 2) from exc
     wanted = [COLLECTOR_USER, *([SIMULATOR_USER] if simulator else [])]
     wanted += sorted({row.enterprise_code for row in rows.enterprises})
-    existing = _users_in(passwd)
-    new = [(user, secrets.token_urlsafe(18)) for user in wanted if user not in existing]
-    passwd.parent.mkdir(parents=True, exist_ok=True)
-    with passwd.open("a", encoding="utf-8") as f:
-        for user, password in new:
-            f.write(mosquitto_password_line(user, password) + "\n")
-    fresh = not credentials.exists()
-    fd = os.open(credentials, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    with os.fdopen(fd, "a", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f)
-        if fresh:
-            writer.writerow(["user", "password"])
-        writer.writerows(new)
+    try:
+        existing = _users_in(passwd)
+        new = [(user, secrets.token_urlsafe(18)) for user in wanted if user not in existing]
+        _append_users(passwd, credentials, new)
+    except OSError as exc:
+        raise fail(
+            f"cannot write {exc.filename or passwd}: {exc.strerror or exc}; no user was added"
+        ) from exc
     console.print(f"{len(new)} users added to {passwd} ({len(existing)} kept); credentials in {credentials}")

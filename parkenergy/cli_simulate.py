@@ -62,9 +62,12 @@ def _rates(no_faults: bool, profile: Path | None, scale: float | None, overrides
             kind, sep, value = item.partition("=")
             if not sep:
                 raise FaultRateError(f"--fault needs KIND=RATE, got {item!r}")
-            changes[kind] = float(value)
+            try:
+                changes[kind] = float(value)
+            except ValueError:
+                raise FaultRateError(f"--fault {item}: {value!r} is not a number (a rate 0..1)") from None
         return rates.with_rates(changes)
-    except (FaultRateError, ValueError) as exc:
+    except FaultRateError as exc:
         raise fail(str(exc), 2) from exc
 
 
@@ -179,8 +182,13 @@ def simulate(  # noqa: PLR0917 (typer: one parameter per option)
     now = now_cst()
     first = _moment(start, now if live else EPOCH)
     last = _moment(end, now) if end is not None or not live else None
+    if first < EPOCH:
+        raise fail(f"--start {first.isoformat()} is before the simulation's epoch {EPOCH.isoformat()}", 2)
     if not live and last is not None and last > now:
         raise fail("--end is in the future: a backfill sends only the past (use --live)", 2)
+    if last is not None and last <= first:
+        shown_end = last.isoformat() if end is not None else f"NOW ({last.isoformat()})"
+        raise fail(f"--end {shown_end} must be after --start {first.isoformat()}", 2)
     if live and dry_run:
         raise fail("--dry-run generates a backfill; it cannot be combined with --live", 2)
     rates = _rates(no_faults, fault_profile, fault_scale, fault or [])

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from parkdata.settings import Settings
@@ -31,8 +32,8 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print ``message`` as an error; raise the returned exit to stop with ``code``."""
-    err_console.print(f"[red]error:[/red] {message}")
+    """Print ``message`` (plain text, not markup) as an error; raise the returned exit to stop with it."""
+    err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 

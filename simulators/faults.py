@@ -123,6 +123,9 @@ class FaultRates:
         return FaultRates(merged)
 
     def scaled(self, factor: float) -> FaultRates:
+        """Every rate × ``factor`` (at most 1); ``factor`` must be a finite number ≥ 0."""
+        if not (factor >= 0 and math.isfinite(factor)):
+            raise FaultRateError(f"a fault scale must be a finite number, 0 or more, got {factor}")
         return FaultRates({k: min(1.0, v * factor) for k, v in self.rates.items()})
 
 
@@ -137,19 +140,33 @@ def parse_kind(name: str) -> FaultKind:
 def load_rates(path: Path, base: FaultRates | None = None) -> FaultRates:
     """Rates from a TOML profile: ``[rates]`` with ``"meter.gap" = 0.01`` lines (others kept).
 
-    A top-level ``scale = 2.0`` multiplies the base rates first.
+    A top-level ``scale = 2.0`` multiplies the base rates first. Any other key, a value
+    that is not a number, an unknown kind or a rate outside 0..1 is refused with the
+    file named (a misspelt key would otherwise be ignored without a word).
     """
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise FaultRateError(f"cannot read fault profile {path}: {exc}") from exc
-    rates = base or FaultRates()
-    if "scale" in data:
-        rates = rates.scaled(float(data["scale"]))
-    table = data.get("rates", {})
-    if not isinstance(table, dict):
-        raise FaultRateError(f"{path}: [rates] must be a table")
-    return rates.with_rates({str(k): float(v) for k, v in table.items()})
+    unknown = sorted(set(data) - {"scale", "rates"})
+    if unknown:
+        raise FaultRateError(f"{path}: unknown key(s) {', '.join(unknown)}; a profile has scale and [rates]")
+    try:
+        rates = base or FaultRates()
+        if "scale" in data:
+            rates = rates.scaled(_profile_number(data["scale"], "scale"))
+        table = data.get("rates", {})
+        if not isinstance(table, dict):
+            raise FaultRateError("[rates] must be a table")
+        return rates.with_rates({str(k): _profile_number(v, str(k)) for k, v in table.items()})
+    except FaultRateError as exc:
+        raise FaultRateError(f"{path}: {exc}") from None
+
+
+def _profile_number(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FaultRateError(f"{name} must be a number, got {value!r}")
+    return float(value)
 
 
 # --- the schedule ---------------------------------------------------------------------------

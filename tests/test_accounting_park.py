@@ -432,3 +432,43 @@ def test_co2_region_setting(park: tuple[str, dict[str, str]]) -> None:
         ).fetchone()
     assert row is not None
     _close(row[0], 210_000 * 0.5306 / 1000)  # national 2023, the latest published
+
+
+def test_intensity_names_an_unknown_park_and_says_why_nothing_is_shown(
+    park: tuple[str, dict[str, str]],
+) -> None:
+    url, env = park
+    unknown = runner.invoke(app, ["intensity", "--level", "park", "--park", "NOPE"], env=env)
+    assert (unknown.exit_code, unknown.stdout) == (2, "")
+    assert "error: unknown park 'NOPE' (parks: P1, P2)" in unknown.output
+    city = runner.invoke(app, ["intensity", "--park", "P1"], env=env)
+    assert city.exit_code == 2
+    assert "--park does not apply to --level city" in city.output
+
+    year = runner.invoke(app, ["intensity", "--period", "2023", "--json"], env=env)
+    assert (year.exit_code, year.stdout) == (1, "")
+    assert "error: no intensity for 2023: data from 2025 to 2025" in year.output
+    ytd = runner.invoke(
+        app, ["intensity", "--level", "park", "--park", "P2", "--period", "ytd:2024-12"], env=env
+    )
+    assert ytd.exit_code == 1
+    assert "no intensity for ytd:2024-12 in park P2: data from 2025-01 to 2025-03" in ytd.output
+    table = runner.invoke(app, ["intensity", "--level", "park", "--park", "P2"], env=env)
+    assert table.exit_code == 0, table.output
+    assert "intensity, park, park P2, ytd to 2025-03" in table.stdout  # the month a ytd ends in
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM economics.value_added")
+    no_value_added = runner.invoke(app, ["intensity", "--json"], env=env)
+    assert no_value_added.exit_code == 0, no_value_added.output  # energy is there, shown
+    assert {json.loads(line)["intensity"] for line in no_value_added.stdout.splitlines()} == {None}
+    assert "note: energy but no value added at 2022 prices" in no_value_added.output
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM analytics.energy_month")
+        conn.execute("DELETE FROM analytics.energy_day")
+    no_energy = runner.invoke(app, ["intensity", "--level", "enterprise"], env=env)
+    assert no_energy.exit_code == 1
+    assert "no interval energy yet" in no_energy.output
+    for result in (unknown, city, year, ytd, no_energy):
+        assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1

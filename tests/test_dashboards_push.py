@@ -42,6 +42,7 @@ class FakeGrafana:
     """State and request log of the stand-in."""
 
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
+    fail_writes_under: str | None = None  # writes to paths under this prefix answer 500
     auth: list[str | None] = field(default_factory=list)
     folders: dict[str, dict[str, Any]] = field(default_factory=dict)
     datasources: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -60,6 +61,8 @@ class FakeGrafana:
 
     def handle(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         self.requests.append((method, path, body))
+        if self.fail_writes_under is not None and method != "GET" and path.startswith(self.fail_writes_under):
+            return 500, {"message": "database is locked"}
         parts = path.removeprefix("/api/").split("/")
         if parts[0] == "folders":
             if method == "POST":
@@ -269,3 +272,80 @@ def test_push_without_channels_routes_to_the_default_receiver(grafana: tuple[Fak
     assert not any(w.startswith(("datasource", "contact-point")) for w in report.written)
     assert fake.policy["receiver"] == alerts.DEFAULT_RECEIVER
     assert [r["receiver"] for r in fake.policy["routes"]] == [alerts.DEFAULT_RECEIVER]
+
+
+@pytest.fixture
+def refusing_grafana() -> Iterator[str]:
+    """A server that answers every request 401 with Grafana's JSON error body."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            data = json.dumps({"message": "invalid API key"}).encode()
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = _serve  # noqa: N815 - http.server handler names
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_push_failures_are_one_line_with_the_object_and_the_reason(refusing_grafana: str) -> None:
+    runner = CliRunner()
+    closed = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    port = closed.server_address[1]
+    closed.server_close()  # nothing listens there now
+    for url, code, message in (
+        (
+            f"http://127.0.0.1:{port}",
+            1,
+            f"error: Grafana at http://127.0.0.1:{port}: folder parkenergy: cannot reach Grafana: ",
+        ),
+        (
+            refusing_grafana,
+            1,
+            f"error: Grafana at {refusing_grafana}: folder parkenergy: HTTP 401: unauthorized",
+        ),
+        ("grafana.example.com", 2, "error: Grafana URL 'grafana.example.com' is not http(s)://host"),
+    ):
+        result = runner.invoke(app, ["dashboards", "push", "--url", url, "--token", "t"], env=ENV)
+        assert result.exit_code == code, result.output
+        errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and errors[0].startswith(message), result.output
+        assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+
+
+def test_a_failed_push_names_the_object_and_what_was_written_before(grafana: tuple[FakeGrafana, str]) -> None:
+    fake, url = grafana
+    fake.fail_writes_under = "/api/v1/provisioning/folder/"
+    plan = _plan()
+    with pytest.raises(publish.PushError) as exc:
+        publish.push(GrafanaApi.from_url(url, credential="t"), plan)
+    assert exc.value.step == f"rule-group {plan.rule_groups[0]['title']}"
+    assert exc.value.reason == "HTTP 500: database is locked"
+    assert exc.value.report.written == [
+        f"folder {catalogue.FOLDER_UID}",
+        f"datasource {DATASOURCE_UID}",
+        *[f"dashboard {b['uid']}" for b in plan.dashboards],
+    ]
+    result = CliRunner().invoke(app, ["dashboards", "push", "--url", url, "--token", "t"], env=ENV)
+    assert result.exit_code == 1
+    assert f"rule-group {plan.rule_groups[0]['title']}: HTTP 500: database is locked" in result.output
+    assert "written before" not in result.output  # the objects before it were already current
+    fake.fail_writes_under = None
+    again = CliRunner().invoke(app, ["dashboards", "push", "--url", url, "--token", "t"], env=ENV)
+    assert again.exit_code == 0, again.output  # a second push completes the rest
+    assert set(fake.groups) == {(catalogue.FOLDER_UID, g["title"]) for g in plan.rule_groups}

@@ -10,9 +10,17 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
 from analytics.accounting import co2_t, tce
-from analytics.factors import Confidence, FactorError, TceFactor, TceOverride, kgce_per_unit_from_lhv
+from analytics.factors import (
+    Co2Factor,
+    Confidence,
+    FactorError,
+    TceFactor,
+    TceOverride,
+    kgce_per_unit_from_lhv,
+)
 from analytics.factors_store import add_override, add_tce_factor, list_rows, set_setting
 from analytics.target import CITY_TARGET_2027
 from parkdata.carriers import CARRIERS
@@ -20,6 +28,7 @@ from parkdata.migrate import migrate
 from parkdata.registry_file import read_registry_file
 from parkdata.registry_store import store_registry
 from parkdata.units import UNITS, Dimension, conversion_factor
+from parkenergy.cli import app
 
 Conn = psycopg.Connection[tuple[object, ...]]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -199,6 +208,36 @@ def test_factor_values_are_checked() -> None:
     assert math.isclose(kgce_per_unit_from_lhv(35_588), 1.2143, rel_tol=1e-4)
     with pytest.raises(FactorError):
         kgce_per_unit_from_lhv(0)
+    # An infinite coefficient would turn every sum it enters into inf (psycopg stores 'Infinity').
+    for bad in (math.inf, math.nan, -1.0):
+        with pytest.raises(FactorError, match="positive finite number"):
+            TceFactor("coke", "kg", bad, date(2024, 1, 1), "x", Confidence.UNVERIFIED)
+        with pytest.raises(FactorError, match="positive finite number"):
+            kgce_per_unit_from_lhv(bad)
+    with pytest.raises(FactorError, match="finite number, 0 or more"):
+        Co2Factor("coke", "kg", math.inf, date(2024, 1, 1), "x", Confidence.UNVERIFIED)
+
+
+def test_co2_factor_region_and_reference_year_are_checked_before_the_database() -> None:
+    """The table's CHECKs (reference_year 1990-2100, region not empty) as FactorErrors, not tracebacks."""
+    day = date(2024, 1, 1)
+    with pytest.raises(FactorError, match="reference_year must be within 1990-2100, got 3000"):
+        Co2Factor("electricity", "kWh", 0.5, day, "x", Confidence.MEDIUM, region="hubei", reference_year=3000)
+    for region in ("", " hubei"):
+        with pytest.raises(FactorError, match="region must be a name"):
+            Co2Factor("electricity", "kWh", 0.5, day, "x", Confidence.MEDIUM, region=region)
+    ok = Co2Factor(
+        "electricity", "kWh", 0.5, day, "x", Confidence.MEDIUM, region="hubei", reference_year=2024
+    )
+    assert (ok.region, ok.reference_year) == ("hubei", 2024)
+    args = ["factors", "add-co2", "--carrier", "electricity", "--unit", "kWh", "--kgco2-per-unit", "0.5"]
+    args += ["--valid-from", "2024-01-01", "--source", "x", "--confidence", "M", "--region", "hubei"]
+    # refused before any connection: the database URL leads nowhere
+    result = CliRunner().invoke(
+        app, [*args, "--reference-year", "3000"], env={"DATABASE_URL": "postgresql://x@127.0.0.1:1/x"}
+    )
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: reference_year must be within 1990-2100, got 3000"
 
 
 def test_override_needs_a_known_enterprise_and_meter(conn: Conn, database_url: str, tmp_path: Path) -> None:

@@ -57,6 +57,33 @@ def test_password_line_matches_mosquitto_passwd_format() -> None:
         mosquitto_password_line("a:b", "x")
 
 
+def test_passwords_refuse_bad_input_and_unwritable_files_without_adding_anyone(tmp_path: Path) -> None:
+    passwd, creds = tmp_path / "passwd", tmp_path / "credentials.csv"
+    runner = CliRunner()
+    bad = tmp_path / "registry.csv"
+    bad.write_text("enterprise_code\nE1\n", encoding="utf-8")
+    for registry, out, code, message in (
+        (bad, passwd, 2, f"error: 1 problem in {bad}; no user was added"),
+        (tmp_path, passwd, 2, "Invalid value for 'registry'"),  # a directory
+        (REGISTRY_CSV, tmp_path, 1, f"error: cannot write {tmp_path}: Is a directory; no user was added"),
+    ):
+        args = ["broker", "passwords", str(registry), "--passwd", str(out), "--credentials", str(creds)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == code, result.output
+        assert message in " ".join(result.output.split()), result.output
+        assert "Traceback" not in result.output
+    assert not passwd.exists()
+    assert not creds.exists() or creds.read_text(encoding="utf-8") == ""  # no password without its hash
+
+    passwd.write_text("olduser:$7$101$abc$def", encoding="utf-8")  # last line without its newline
+    args = ["broker", "passwords", str(REGISTRY_CSV), "--passwd", str(passwd), "--credentials", str(creds)]
+    assert runner.invoke(app, args).exit_code == 0
+    users = [line.split(":", 1)[0] for line in passwd.read_text(encoding="utf-8").splitlines()]
+    assert users == ["olduser", COLLECTOR_USER, E1, E2]
+    with creds.open(encoding="utf-8") as f:
+        assert [row["user"] for row in csv.DictReader(f)] == [COLLECTOR_USER, E1, E2]
+
+
 @pytest.fixture
 def deployed_broker(tmp_path: Path) -> Iterator[Broker]:
     mosquitto = find_mosquitto()

@@ -25,6 +25,7 @@ from parkenergy.cli import app
 from simulators import DayOutput, FaultKind, FaultRates, Message, Simulation, SimulationConfig, build_park
 from simulators.codes import is_valid_uscc
 from simulators.economics import park_intensity_by_year
+from simulators.faults import FaultRateError, load_rates
 from simulators.publish import GatewayFleet
 from simulators.timebase import CST
 from tests.harness import collector_config, running_collector, wait_for
@@ -417,3 +418,44 @@ def test_cli_writes_files_and_with_collect_stores_the_readings(
         for line in (tmp_path / "truth.jsonl").read_text(encoding="utf-8").splitlines()
         if json.loads(line)["kind"] == "meter.gap"
     )
+
+
+def test_a_fault_profile_names_its_file_and_refuses_unknown_keys(tmp_path: Path) -> None:
+    profile = tmp_path / "faults.toml"
+    for text, message in (
+        ('rate = 2.0\n[rates]\n"meter.gap" = 0.01\n', "unknown key(s) rate; a profile has scale and [rates]"),
+        ('scale = "x"\n', "scale must be a number, got 'x'"),
+        ("scale = -1\n", "a fault scale must be a finite number, 0 or more, got -1.0"),
+        ('[rates]\n"meter.gap" = true\n', "meter.gap must be a number, got True"),
+        ('[rates]\n"meter.nope" = 0.1\n', "unknown fault kind 'meter.nope'"),
+        ('[rates]\n"meter.gap" = 2\n', "rate of meter.gap must be within 0..1, got 2.0"),
+    ):
+        profile.write_text(text, encoding="utf-8")
+        with pytest.raises(FaultRateError) as exc:
+            load_rates(profile)
+        assert str(exc.value).startswith(f"{profile}: ") and message in str(exc.value), exc.value
+    profile.write_text('scale = 0.5\n[rates]\n"meter.gap" = 0.01\n', encoding="utf-8")
+    rates = load_rates(profile)
+    assert rates[FaultKind.METER_GAP] == 0.01 and rates[FaultKind.DUPLICATE] == 0.005
+
+
+def test_cli_refuses_bad_times_and_rates_with_one_line_and_exit_code_2(tmp_path: Path) -> None:
+    profile = tmp_path / "faults.toml"
+    profile.write_text("[rate]\n", encoding="utf-8")
+    base = ["simulate", "--dry-run", "-n", "2"]
+    for args, message in (
+        (
+            ["--start", "2026-06-01", "--end", "2026-05-01"],
+            "--end 2026-05-01T00:00:00+08:00 must be after --start",
+        ),
+        (["--start", "2099-01-01"], "--end NOW ("),  # a backfill ends now: a future start has nothing to send
+        (["--start", "2021-06-01"], "--start 2021-06-01T00:00:00+08:00 is before the simulation's epoch"),
+        (["--start", "yesterday"], "not a date or time: 'yesterday'"),
+        (["--fault", "meter.gap=abc"], "--fault meter.gap=abc: 'abc' is not a number"),
+        (["--fault", "nope=0.1"], "unknown fault kind 'nope'"),
+        (["--fault-profile", str(profile)], "unknown key(s) rate; a profile has scale and [rates]"),
+    ):
+        result = CliRunner().invoke(app, [*base, *args], env={"PARKENERGY_HOME": str(tmp_path / "home")})
+        assert result.exit_code == 2, (args, result.output)
+        assert result.output.startswith("error: ") and message in result.output, (args, result.output)
+        assert len(result.output.strip().splitlines()) == 1, result.output
