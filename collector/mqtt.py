@@ -80,6 +80,7 @@ class MqttSource:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         self._client = client
 
     @property
@@ -189,6 +190,16 @@ class MqttSource:
         result, _ = client.subscribe(self._options.subscription, qos=1)
         if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
             log.error("MQTT subscribe to %s failed: %s", self._options.subscription, result)
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: list[ReasonCode], props: Any
+    ) -> None:
+        # Connected means subscribed: a message published before the SUBACK would find no
+        # subscription (unless the broker kept the session) and never reach the collector.
+        refused = [r for r in reasons if r.is_failure]
+        if refused:
+            log.error("MQTT subscription to %s refused: %s", self._options.subscription, refused[0])
+            return
         self._connected.set()
 
     def _on_disconnect(
