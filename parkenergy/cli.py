@@ -149,7 +149,8 @@ def _load_file(ctx: typer.Context, read: Callable[[], _Rows], store: Callable[[A
     except RegistryFileError as exc:
         for problem in exc.problems:
             err_console.print(str(problem))
-        raise fail(f"{len(exc.problems)} problems; nothing was loaded") from exc
+        n = len(exc.problems)
+        raise fail(f"{n} problem{'s' if n != 1 else ''}; nothing was loaded", 2) from exc
     console.print(str(summary))
 
 

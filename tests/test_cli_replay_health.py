@@ -60,7 +60,7 @@ def test_registry_load_reports_bad_rows_with_lines_and_loads_nothing(
     lines[2] = lines[2].replace(",natural_gas,", ",moonshine,")
     bad.write_text("\n".join(lines) + "\n", "utf-8")
     result = runner.invoke(app, ["registry", "load", str(bad)], env=env)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "bad.csv:3" in result.output and "moonshine" in result.output
     assert scalar(database_url, "SELECT count(*) FROM registry.meter") == 0
     good = runner.invoke(app, ["registry", "load", str(REGISTRY_CSV)], env=env)
