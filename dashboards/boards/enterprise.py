@@ -26,6 +26,7 @@ from dashboards.boards.accounting import (
     fill,
     variant_energy,
 )
+from dashboards.boards.inspector import LAST_READING_LATERAL
 from dashboards.boards.overview import COVERAGE_THRESHOLDS
 from dashboards.panels import Annotation, Board, Column, Kind, Panel, Row
 
@@ -59,25 +60,20 @@ def _by_range(columns: str, where: str) -> str:
 
 
 # The last reading: the last two days first, the whole history only for a silent
-# meter (see dashboards.boards.inspector.OFFLINE_METERS_SQL).
+# meter (dashboards.boards.inspector.LAST_READING_LATERAL).
 METERS = Panel(
     key="enterprise_meters",
     kind=Kind.TABLE,
-    sql="""SELECT m.enterprise_code, e.enterprise_name, m.meter_code, m.carrier, m.unit, m.kind, m.purpose,
+    sql=fill(
+        """SELECT m.enterprise_code, e.enterprise_name, m.meter_code, m.carrier, m.unit, m.kind, m.purpose,
        m.parent_meter_code, m.multiplier, m.expected_interval_s, m.retired_at, l.last_ts AS last_reading
 FROM api.meter m
 JOIN api.enterprise e ON e.enterprise_code = m.enterprise_code
-LEFT JOIN LATERAL (
-    SELECT coalesce(
-        (SELECT max(r.ts) FROM api.reading r
-         WHERE r.enterprise_code = m.enterprise_code AND r.meter_code = m.meter_code
-           AND r.ts <= $__timeTo()::timestamptz AND r.ts > $__timeTo()::timestamptz - interval '2 days'),
-        (SELECT max(r.ts) FROM api.reading r
-         WHERE r.enterprise_code = m.enterprise_code AND r.meter_code = m.meter_code
-           AND r.ts <= $__timeTo()::timestamptz)) AS last_ts
-) l ON true
+{last_reading}
 WHERE m.enterprise_code IN ($enterprise)
 ORDER BY m.enterprise_code, m.meter_code""",
+        last_reading=LAST_READING_LATERAL,
+    ),
     width=24,
     columns=(
         Column("enterprise_code"),

@@ -78,20 +78,11 @@ ABOVE_PATH = Panel(
     ),
 )
 
-# One row per offline meter, as of $__timeTo() (the end of the dashboard's
-# range, or "now" for an alert rule). Shared with dashboards.alerts. The last
-# reading is looked up in the last two days first (a reporting meter: a few
-# hundred index entries) and only for a silent meter in its whole history:
-# max(ts) over the api.reading view reads every reading of the meter
-# (≈ 0.7 s for 206 meters with a year of readings; 10 ms this way).
-OFFLINE_METERS_SQL: Final = """SELECT m.park_code, m.enterprise_code, e.enterprise_name, m.meter_code,
-       m.carrier, m.expected_interval_s, l.last_ts AS last_reading,
-       extract(epoch FROM $__timeTo()::timestamptz - l.last_ts) AS silent_s,
-       coalesce(g.status, 'unknown') AS gateway_status
-FROM api.meter m
-JOIN api.enterprise e ON e.enterprise_code = m.enterprise_code
-LEFT JOIN api.gateway_status g ON g.enterprise_code = m.enterprise_code
-LEFT JOIN LATERAL (
+# The last reading of meter ``m`` as of $__timeTo(), as ``l.last_ts``: looked up in the
+# last two days first (a reporting meter: a few hundred index entries) and only for a
+# silent meter in its whole history: max(ts) over the api.reading view reads every
+# reading of the meter (≈ 0.7 s for 206 meters with a year of readings; 10 ms this way).
+LAST_READING_LATERAL: Final = """LEFT JOIN LATERAL (
     SELECT coalesce(
         (SELECT max(r.ts) FROM api.reading r
          WHERE r.enterprise_code = m.enterprise_code AND r.meter_code = m.meter_code
@@ -99,10 +90,24 @@ LEFT JOIN LATERAL (
         (SELECT max(r.ts) FROM api.reading r
          WHERE r.enterprise_code = m.enterprise_code AND r.meter_code = m.meter_code
            AND r.ts <= $__timeTo()::timestamptz)) AS last_ts
-) l ON true
+) l ON true"""
+
+# One row per offline meter, as of $__timeTo() (the end of the dashboard's
+# range, or "now" for an alert rule). Shared with dashboards.alerts.
+OFFLINE_METERS_SQL: Final = fill(
+    """SELECT m.park_code, m.enterprise_code, e.enterprise_name, m.meter_code,
+       m.carrier, m.expected_interval_s, l.last_ts AS last_reading,
+       extract(epoch FROM $__timeTo()::timestamptz - l.last_ts) AS silent_s,
+       coalesce(g.status, 'unknown') AS gateway_status
+FROM api.meter m
+JOIN api.enterprise e ON e.enterprise_code = m.enterprise_code
+LEFT JOIN api.gateway_status g ON g.enterprise_code = m.enterprise_code
+{last_reading}
 WHERE m.retired_at IS NULL AND m.expected_interval_s IS NOT NULL
   AND (l.last_ts IS NULL
-       OR l.last_ts < $__timeTo()::timestamptz - 3 * m.expected_interval_s * interval '1 second')"""
+       OR l.last_ts < $__timeTo()::timestamptz - 3 * m.expected_interval_s * interval '1 second')""",
+    last_reading=LAST_READING_LATERAL,
+)
 
 
 def with_offline_meters(template: str) -> str:
