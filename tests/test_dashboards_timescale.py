@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,32 +35,13 @@ from tests.test_dashboards_queries import (
     run_query,
     stream,
 )
-from tests.test_timescaledb import SERVER_DIR, _node_modules_current, _npm_install, _stop, _wait_ready
+from tests.test_timescaledb import timescale_url  # noqa: F401 (the PGlite server fixture)
 
 BAD_REASONS = ("value.not_numeric", "timestamp.naive", "registry.unknown_meter")
 
 
 def _connect(url: str) -> psycopg.Connection[Any]:
     return psycopg.connect(url, prepare_threshold=None, autocommit=True, connect_timeout=30)
-
-
-@pytest.fixture(scope="module")
-def timescale_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip("node and npm are needed for the PGlite TimescaleDB server (apt-get install nodejs npm)")
-    if not _node_modules_current():
-        _npm_install(npm)
-    log_path = tmp_path_factory.mktemp("timescale-dash") / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [node, "server.mjs", "0"], cwd=SERVER_DIR, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-        )
-    try:
-        port = _wait_ready(proc, log_path)
-        yield f"postgresql://postgres:x@127.0.0.1:{port}/postgres?sslmode=disable"
-    finally:
-        _stop(proc)
 
 
 def _load(conn: psycopg.Connection[Any], now: datetime) -> None:
@@ -140,7 +118,7 @@ def _load(conn: psycopg.Connection[Any], now: datetime) -> None:
 
 
 @pytest.fixture(scope="module")
-def loaded(timescale_url: str) -> tuple[str, TimeRange, dict[str, VariableValue]]:
+def loaded(timescale_url: str) -> tuple[str, TimeRange, dict[str, VariableValue]]:  # noqa: F811
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     with _connect(timescale_url) as conn:
         _load(conn, now)
