@@ -84,7 +84,7 @@ def test_services_images_profiles_and_healthchecks() -> None:
     assert services["migrate"]["command"] == ["parkenergy", "db", "migrate", "--timescaledb", "on"]
     assert services["collector"]["command"] == ["parkenergy", "collect"]
     assert services["analytics"]["command"] == ["parkenergy", "analyze", "serve"]
-    assert services["simulator"]["command"] == ["parkenergy", "simulate", "--live"]
+    assert services["simulator"]["command"] == ["parkenergy", "simulate", "--live", "--load-registry"]
     for name in ("collector", "analytics", "simulator"):
         assert "DATABASE_URL" in services[name]["environment"], name
 
