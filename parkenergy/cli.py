@@ -26,7 +26,7 @@ from parkdata.registry_file import RegistryFileError, read_meter_events_file, re
 from parkdata.registry_store import list_meters, store_meter_events, store_registry
 from parkdata.settings import Settings, SettingsError, load_settings
 from parkenergy import cli_accounting, cli_analyze, cli_dashboards, cli_simulate, services
-from parkenergy.clikit import Context, console, err_console, fail, print_rows, settings_of
+from parkenergy.clikit import Context, console, err_console, fail, fail_problems, print_rows, settings_of
 from parkenergy.demo import run_demo
 from parkenergy.logs import configure_logging
 
@@ -87,8 +87,7 @@ def db_migrate(
     ] = TimescaleMode.AUTO,
 ) -> None:
     """Apply the packaged schema migrations (idempotent, recorded in parkenergy_meta.migration)."""
-    settings = settings_of(ctx)
-    url = settings.database_url or services.database(settings).url
+    url = services.database(settings_of(ctx)).url
     try:
         with connect(url, autocommit=True) as conn:
             report = migrate(conn, timescaledb)
@@ -106,8 +105,7 @@ def db_migrate(
 @db_app.command("status")
 def db_status(ctx: typer.Context) -> None:
     """Show applied and pending migrations."""
-    settings = settings_of(ctx)
-    url = settings.database_url or services.database(settings).url
+    url = services.database(settings_of(ctx)).url
     with connect(url, autocommit=True) as conn:
         missing = {m.version for m in pending(conn)}
     table = Table("version", "name", "state")
@@ -147,10 +145,7 @@ def _load_file(ctx: typer.Context, read: Callable[[], _Rows], store: Callable[[A
         with connect(url) as conn:
             summary = store(conn, rows)
     except RegistryFileError as exc:
-        for problem in exc.problems:
-            err_console.print(str(problem))
-        n = len(exc.problems)
-        raise fail(f"{n} problem{'s' if n != 1 else ''}; nothing was loaded", 2) from exc
+        raise fail_problems(exc.problems, "; nothing was loaded") from exc
     console.print(str(summary))
 
 

@@ -44,7 +44,7 @@ from analytics.intensity_store import (
 )
 from parkdata.db import connect
 from parkenergy import services
-from parkenergy.clikit import console, err_console, fail, print_rows, settings_of
+from parkenergy.clikit import console, err_console, fail, fail_problems, print_rows, settings_of
 
 __all__ = ["register"]
 
@@ -78,10 +78,7 @@ def _import(ctx: typer.Context, read: Callable[[], _Rows], store: Callable[[Any,
         with connect(url) as conn:
             summary = store(conn, rows)
     except EconomicsFileError as exc:
-        for problem in exc.problems:
-            err_console.print(str(problem), markup=False, soft_wrap=True)
-        count = len(exc.problems)
-        raise fail(f"{count} problem{'s' if count != 1 else ''}; nothing was imported", 2) from exc
+        raise fail_problems(exc.problems, "; nothing was imported") from exc
     if isinstance(summary, tuple):
         for part in summary:
             console.print(str(part))

@@ -21,7 +21,7 @@ from dashboards.datasource import DatabaseTarget
 from dashboards.messages import Lang
 from parkdata.registry_file import RegistryFileError, read_registry_file
 from parkdata.settings import Settings
-from parkenergy.clikit import console, err_console, fail, settings_of
+from parkenergy.clikit import console, err_console, fail, fail_problems, settings_of
 
 log = logging.getLogger(__name__)
 
@@ -220,10 +220,7 @@ def passwords(
     try:
         rows = read_registry_file(registry)
     except RegistryFileError as exc:
-        for problem in exc.problems:
-            err_console.print(str(problem), markup=False, soft_wrap=True)
-        count = len(exc.problems)
-        raise fail(f"{count} problem{'s' if count != 1 else ''} in {registry}; no user was added", 2) from exc
+        raise fail_problems(exc.problems, f" in {registry}; no user was added") from exc
     wanted = [COLLECTOR_USER, *([SIMULATOR_USER] if simulator else [])]
     wanted += sorted({row.enterprise_code for row in rows.enterprises})
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import typer
@@ -35,6 +36,17 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``message`` (plain text, not markup) as an error; raise the returned exit to stop with it."""
     err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
+
+
+def fail_problems(problems: Sequence[object], outcome: str) -> typer.Exit:
+    """Print every problem of a file (plain text), then fail (exit 2) with their count and ``outcome``.
+
+    ``outcome`` follows the count, e.g. ``"; nothing was loaded"``.
+    """
+    for problem in problems:
+        err_console.print(str(problem), markup=False, soft_wrap=True)
+    count = len(problems)
+    return fail(f"{count} problem{'s' if count != 1 else ''}{outcome}", 2)
 
 
 def print_rows(rows: list[dict[str, object]], as_json: bool, title: str) -> None:
