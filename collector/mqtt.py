@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -29,6 +29,10 @@ from collector.validate import Message
 from parkdata.settings import MqttEndpoint
 
 log = logging.getLogger(__name__)
+
+# take(): with fewer than SETTLE_BELOW deliveries queued, wait SETTLE_S once more.
+SETTLE_BELOW: Final = 200
+SETTLE_S: Final = 0.005
 
 
 class Delivery(NamedTuple):
@@ -60,8 +64,6 @@ class MqttSource:
         self._queue: deque[Delivery] = deque()  # appends and pops are thread-safe
         self._wakeup = threading.Event()
         self._waiting = False
-        self._settle_below = 200
-        self._settle_s = 0.005
         self._generation = 0
         self._connected = threading.Event()
         self._ack_lock = threading.Lock()
@@ -127,7 +129,7 @@ class MqttSource:
     def take(self, max_items: int, timeout_s: float) -> list[Delivery]:
         """Up to ``max_items`` deliveries, waiting at most ``timeout_s`` for the first.
 
-        When only a few are queued, waits ``settle_s`` once more so that a busy
+        When only a few are queued, waits ``SETTLE_S`` once more so that a busy
         stream is drained in chunks rather than message by message (each wake-up
         of this thread costs the network thread time).
         """
@@ -138,8 +140,8 @@ class MqttSource:
             if not queue:
                 self._wakeup.wait(timeout_s)
             self._waiting = False
-        if 0 < len(queue) < self._settle_below:
-            time.sleep(self._settle_s)
+        if 0 < len(queue) < SETTLE_BELOW:
+            time.sleep(SETTLE_S)
         n = min(max_items, len(queue))
         return [queue.popleft() for _ in range(n)]
 

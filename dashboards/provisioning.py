@@ -132,14 +132,15 @@ def _generated(out: Path) -> set[str]:
     return found
 
 
+def _current(target: Path, content: str) -> bool:
+    """Whether ``target`` exists and holds exactly ``content``."""
+    return target.is_file() and target.read_text("utf-8") == content
+
+
 def stale(out: Path, options: BuildOptions) -> list[str]:
     """Paths under ``out`` that are missing, different, or no longer generated."""
     wanted = render(options)
-    problems = [
-        path
-        for path, content in wanted.items()
-        if not (out / path).is_file() or (out / path).read_text("utf-8") != content
-    ]
+    problems = [path for path, content in wanted.items() if not _current(out / path, content)]
     problems += sorted(_generated(out) - set(wanted))
     return sorted(problems)
 
@@ -150,7 +151,7 @@ def write(out: Path, options: BuildOptions) -> list[str]:
     changed = []
     for path, content in wanted.items():
         target = out / path
-        if target.is_file() and target.read_text("utf-8") == content:
+        if _current(target, content):
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content, "utf-8")
