@@ -103,14 +103,6 @@ class EnergyVariants:
     def excl_feedstock_nonfossil_tce(self) -> float:
         return self.gross_tce - self.feedstock_tce - self.nonfossil_tce
 
-    def of(self, variant: Variant) -> float:
-        """The energy [tce] of one variant."""
-        return {
-            Variant.GROSS: self.gross_tce,
-            Variant.EXCL_FEEDSTOCK: self.excl_feedstock_tce,
-            Variant.EXCL_FEEDSTOCK_NONFOSSIL: self.excl_feedstock_nonfossil_tce,
-        }[variant]
-
 
 def account(meters: Iterable[MeterQuantity]) -> EnergyVariants:
     """Apply the accounting rules of the module docstring to one enterprise's meters."""

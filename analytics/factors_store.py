@@ -61,16 +61,12 @@ def list_rows(conn: Connection, kind: str, *, current_only: bool = True) -> list
 
 def _same_dimension_unit(conn: Connection, table: str, carrier: str, unit: str) -> None:
     """Refuse a second unit of the same dimension for a carrier: lookups convert by dimension."""
-    query = {
-        "tce": "SELECT f.unit FROM accounting.tce_factor f",
-        "co2": "SELECT f.unit FROM accounting.co2_factor f",
-    }[table]
-    row = conn.execute(
-        query + " JOIN accounting.unit fu ON fu.symbol = f.unit"
+    query = sql.SQL(
+        "SELECT f.unit FROM {} f JOIN accounting.unit fu ON fu.symbol = f.unit"
         " JOIN accounting.unit nu ON nu.symbol = %s AND nu.dimension = fu.dimension"
-        " WHERE f.carrier = %s AND f.unit <> %s LIMIT 1",
-        (unit, carrier, unit),
-    ).fetchone()
+        " WHERE f.carrier = %s AND f.unit <> %s LIMIT 1"
+    ).format(sql.Identifier("accounting", table))
+    row = conn.execute(query, (unit, carrier, unit)).fetchone()
     if row is not None:
         raise FactorError(f"{carrier} already has factors per {row[0]}; give the value per {row[0]}")
 
@@ -107,7 +103,7 @@ def add_tce_factor(conn: Connection, factor: TceFactor) -> int:
         The revision stored.
     """
     with conn.transaction():
-        _same_dimension_unit(conn, "tce", factor.carrier, factor.unit)
+        _same_dimension_unit(conn, "tce_factor", factor.carrier, factor.unit)
         revision = _add_revision(
             conn,
             "tce_factor",
@@ -138,7 +134,7 @@ def add_tce_factor(conn: Connection, factor: TceFactor) -> int:
 def add_co2_factor(conn: Connection, factor: Co2Factor) -> int:
     """Store an emission factor (new key or next revision); returns the revision stored."""
     with conn.transaction():
-        _same_dimension_unit(conn, "co2", factor.carrier, factor.unit)
+        _same_dimension_unit(conn, "co2_factor", factor.carrier, factor.unit)
         return _add_revision(
             conn,
             "co2_factor",

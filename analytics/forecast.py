@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 
 from analytics.forecast_model import MIN_MONTHS, ForecastSettings, SeriesForecast, forecast_series
-from analytics.target import IntensityTarget
+from analytics.target import IntensityTarget, target_intensity
 
 __all__ = ["KEEP_RUNS", "MODEL", "run"]
 
@@ -113,7 +113,7 @@ def _store(
     for key, forecast in results.items():
         level, park, enterprise, variant = key
         base = bases[key]
-        target_value = None if base is None else base * target.target_ratio
+        target_value = None if base is None else target_intensity(base, target)
         for y in forecast.years:
             years.append(
                 (

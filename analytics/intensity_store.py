@@ -69,6 +69,11 @@ def parse_period(text: str) -> PeriodSpec:
     raise PeriodSpecError(f"{text!r} is not YYYY, YYYY-MM, ytd[:YYYY-MM] or rolling12[:YYYY-MM]")
 
 
+def _view_level(level: str, park_code: str | None) -> str:
+    """The view's level: industries within one park are ``park_industry`` rows."""
+    return "park_industry" if level == "industry" and park_code else level
+
+
 def query_intensity(
     conn: Connection,
     level: str,
@@ -85,7 +90,7 @@ def query_intensity(
     """
     if level not in LEVELS:
         raise ValueError(f"level must be one of {', '.join(LEVELS)}")
-    view_level = "park_industry" if level == "industry" and park_code else level
+    view_level = _view_level(level, park_code)
     if level == "city":
         park_code = None
     cur = conn.execute(
@@ -122,7 +127,7 @@ def why_empty(conn: Connection, level: str, period: PeriodSpec, park_code: str |
     ``energy`` job), with or without value added (docs/accounting.md, "Intensity,
     base, target, path and status").
     """
-    view_level = "park_industry" if level == "industry" and park_code else level
+    view_level = _view_level(level, park_code)
     scope = f" in park {park_code}" if park_code and level != "city" else ""
     first, last = conn.execute(
         "SELECT min(period), max(period) FROM api.intensity WHERE level = %s AND period_type = %s"
