@@ -259,7 +259,7 @@ def build_year(park: Park, year: int, previous: YearTable | None, creeps: list[C
     energy = lo * 24 + hi * occ_hours + creep * NIGHT_HOURS
     pv = _pv(park, cal=cal, lo=lo, hi=hi, creep=creep, daytype=daytype)
     for row, e in enumerate(pv.enterprises):
-        site, gen_meter, export_meter = park.enterprises[int(e)].meters[0], *_pv_meters(park, int(e))
+        site, gen_meter, export_meter = park.enterprises[int(e)].meters[0], *pv_meters(park, int(e))
         energy[site] -= pv.own_kwh[row]
         energy[gen_meter] = pv.generation_kwh[row]
         energy[export_meter] = pv.export_kwh[row]
@@ -284,7 +284,8 @@ def build_year(park: Park, year: int, previous: YearTable | None, creeps: list[C
     )
 
 
-def _pv_meters(park: Park, enterprise: int) -> tuple[int, int]:
+def pv_meters(park: Park, enterprise: int) -> tuple[int, int]:
+    """Indexes of the PV-GEN and PV-EXP meters of a PV enterprise."""
     gen_meter = export_meter = -1
     for i in park.enterprises[enterprise].meters:
         code = park.meters[i].code
@@ -293,8 +294,3 @@ def _pv_meters(park: Park, enterprise: int) -> tuple[int, int]:
         elif code == "PV-EXP":
             export_meter = i
     return gen_meter, export_meter
-
-
-def pv_meters(park: Park, enterprise: int) -> tuple[int, int]:
-    """Indexes of the PV-GEN and PV-EXP meters of a PV enterprise."""
-    return _pv_meters(park, enterprise)

@@ -63,13 +63,6 @@ GATEWAY_KINDS: tuple[FaultKind, ...] = (
     FaultKind.DUPLICATE,
 )
 
-QUARANTINE_REASON: dict[FaultKind, str] = {
-    FaultKind.UNAVAILABLE: "value.not_numeric",
-    FaultKind.MALFORMED: "payload.undecodable",
-    # unit.wrong and topic.foreign: the reason is in each fault's detail
-}
-"""Reason code the collector gives to the message of a fault (docs/collector.md)."""
-
 DEFAULT_RATES: dict[FaultKind, float] = {
     FaultKind.GATEWAY_OFFLINE: 0.002,
     FaultKind.LATE_BURST: 0.002,

@@ -455,10 +455,6 @@ class Generator:
 
     # -- truth helpers ---------------------------------------------------------------------
 
-    def _codes_of(self, meter: int) -> tuple[str, str]:
-        m = self.park.meters[meter]
-        return self.park.enterprises[m.enterprise_index].code, m.code
-
     def _record(
         self, kind: FaultKind, meter: int | None, enterprise: int, start_s: int, end_s: int, **detail: Any
     ) -> TruthRecord:

@@ -161,14 +161,6 @@ class Park:
     def meters_of(self, enterprise: Enterprise) -> list[Meter]:
         return [self.meters[i] for i in enterprise.meters]
 
-    def meter_by_code(self, enterprise_code: str, meter_code: str) -> Meter:
-        for e in self.enterprises:
-            if e.code == enterprise_code:
-                for m in self.meters_of(e):
-                    if m.code == meter_code:
-                        return m
-        raise KeyError(f"no meter {meter_code} of {enterprise_code}")
-
 
 # --- sizing ---------------------------------------------------------------------------------
 

@@ -4,20 +4,18 @@ quarantine and what the database holds."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 import psycopg
 
 from collector.service import Collector
-from parkdata.migrate import migrate
-from parkdata.registry_file import read_meter_events_file, read_registry_file
-from parkdata.registry_store import store_meter_events, store_registry
+from parkdata.registry_file import read_meter_events_file
+from parkdata.registry_store import store_meter_events
 from parkdata.settings import MqttEndpoint
 from simulators import DayOutput, RunStats, Simulation
 from simulators.publish import BulkPublisher
-from tests.harness import wait_for
+from tests.harness import prepare_database, wait_for
 
 Reading = tuple[str, str, int, float]  # enterprise code, meter code, epoch s, value
 
@@ -73,12 +71,6 @@ def quarantine_reasons(url: str) -> Counter[str]:
 
 def load_simulated_registry(url: str, directory: Path) -> None:
     """Migrate and load the simulator's registry and meter-event files, as `parkenergy registry load` does."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        migrate(conn)
+    prepare_database(url, directory / "registry.csv")
     with psycopg.connect(url) as conn:
-        store_registry(conn, read_registry_file(directory / "registry.csv"))
         store_meter_events(conn, read_meter_events_file(directory / "meter_events.csv"))
-
-
-def utc(epoch_s: int) -> datetime:
-    return datetime.fromtimestamp(epoch_s, tz=UTC)
