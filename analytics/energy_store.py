@@ -72,11 +72,12 @@ Progress = Callable[[int, int], None]
 
 # A reading's received_at is the start of the transaction that inserted it (now()), which
 # may commit after a run started. So the new watermark is the run's start or the start of
-# the oldest transaction still writing, whichever is earlier (sessions of other roles are
+# the oldest transaction still writing in this database, whichever is earlier (sessions of other roles are
 # visible in pg_stat_activity to members of pg_read_all_stats; docs/energy.md).
 _UNTIL = """
 SELECT least(now(), (SELECT min(xact_start) FROM pg_stat_activity
-                     WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()))
+                     WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+                       AND datname = current_database()))
 """
 _VALUES_CHUNK = 200  # rows per multi-row VALUES insert where COPY is not available
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -348,7 +349,7 @@ def _write_rows(
     With COPY: binary COPY straight into ``analytics.energy_15min`` (the caller has deleted
     the range), coverage computed as the SQL of :data:`_FROM_STAGE` does (the same IEEE
     division, NULL when nothing was due). Without: multi-row VALUES into
-    ``pg_temp.energy_stage``, which the caller moves with :data:`_FROM_STAGE`.
+    ``pg_temp.energy_stage``, moved into the table with :data:`_FROM_STAGE`.
     """
     n = int(keep.sum())
     if n == 0:
@@ -386,6 +387,7 @@ def _write_rows(
         ) as cp:
             cp.write(payload)
         return n
+    conn.execute(_STAGE)
     values = list(
         zip(
             [meter_id] * n,
@@ -404,6 +406,7 @@ def _write_rows(
             sql.SQL(", ").join([sql.SQL("(%s, %s, %s, %s, %s, %s, %s)")] * len(part))
         )
         conn.execute(query, [x for row in part for x in row])
+    conn.execute(_FROM_STAGE)
     return n
 
 
@@ -596,15 +599,14 @@ def mark_dirty(
     recomputation by the next run; returns the number of meters marked."""
     cur = conn.execute(
         "INSERT INTO analytics.energy_dirty (meter_id, from_ts, to_ts, reason)"
-        " SELECT meter_id, %s, %s, %s FROM registry.meter"
-        " WHERE kind IN ('register', 'interval') AND (%s::integer[] IS NULL OR meter_id = ANY(%s))",
-        (
-            from_ts,
-            to_ts,
-            reason,
-            None if meter_ids is None else list(meter_ids),
-            None if meter_ids is None else list(meter_ids),
-        ),
+        " SELECT meter_id, %(from)s, %(to)s, %(reason)s FROM registry.meter"
+        " WHERE kind IN ('register', 'interval') AND (%(ids)s::integer[] IS NULL OR meter_id = ANY(%(ids)s))",
+        {
+            "from": from_ts,
+            "to": to_ts,
+            "reason": reason,
+            "ids": None if meter_ids is None else list(meter_ids),
+        },
     )
     return cur.rowcount
 
@@ -692,21 +694,15 @@ class _Closing:
         main: Connection,
         conn: Connection,
         until: datetime,
-        parallel: bool = False,
         roll_up: bool = False,
     ) -> None:
         self.main = main
         self.conn = conn
         self.until = until
         self.worker: Future[int] | None = None  # set by _closing when parallel
-        self.roll_up = roll_up and parallel
+        self.roll_up = roll_up
         self.queue: SimpleQueue[_Ranges | None] = SimpleQueue()
         self.counted = threading.Event()
-
-    @property
-    def rolls_up(self) -> bool:
-        """Whether the ranges passed to :meth:`computed` are rolled up by the end."""
-        return self.roll_up
 
     def computed(self, ranges: _Ranges) -> None:
         """All ranges of one meter, just committed on the run's connection: rolled up at once on
@@ -797,7 +793,7 @@ def _closing(conn: Connection, until: datetime, parallel: bool, roll_up: bool) -
         yield _Closing(conn, conn, until)
         return
     with other, ThreadPoolExecutor(max_workers=1, thread_name_prefix="energy-closing") as pool:
-        closing = _Closing(conn, other, until, parallel=True, roll_up=roll_up)
+        closing = _Closing(conn, other, until, roll_up=roll_up)
         worker = closing.worker = pool.submit(closing.work)
         try:
             yield closing
@@ -836,7 +832,7 @@ def run_energy(
         work.setdefault(meter_id, []).append((lo, hi))
         last_seen[meter_id] = max(hi, last_seen.get(meter_id, hi))
     for _dirty_id, meter_id, lo, hi in claimed:
-        work.setdefault(meter_id, []).append((max(lo, _MIN_TS), min(hi, _MAX_TS)))
+        work.setdefault(meter_id, []).append((lo, hi))
     meters = load_meters(conn, work)
     total_readings = total_buckets = total_ranges = 0
     touched: list[tuple[int, datetime, datetime]] = []
@@ -858,11 +854,7 @@ def run_energy(
                     w_lo, w_hi = _epoch_s(window.write_lo), _epoch_s(window.write_hi)
                     keep = (buckets.bucket_s >= w_lo) & (buckets.bucket_s < w_hi)
                     conn.execute(_DELETE_15, (meter_id, window.write_lo, window.write_hi))
-                    if not copy:
-                        conn.execute(_STAGE)
                     written = _write_rows(conn, meter_id, buckets, keep, copy)
-                    if not copy:
-                        conn.execute(_FROM_STAGE)
                 touched.append((meter_id, window.write_lo, window.write_hi))
                 mine.append(touched[-1])
                 total_readings += len(ts)
@@ -874,7 +866,7 @@ def run_energy(
                 progress(done, len(work))
         with closing.transaction() as c:
             arrivals = closing.arrivals()
-            pending = [] if closing.rolls_up else list(touched)
+            pending = [] if closing.roll_up else list(touched)
             if silent_until is not None:
                 silent = fill_silent(c, silent_until)
                 touched.extend(silent)
@@ -885,7 +877,7 @@ def run_energy(
                 c.execute(
                     "DELETE FROM analytics.energy_dirty WHERE dirty_id = ANY(%s)", ([d[0] for d in claimed],)
                 )
-            for meter_id in sorted(set(work) & set(meters)):
+            for meter_id in sorted(meters):
                 c.execute(
                     "INSERT INTO analytics.energy_meter_state (meter_id, last_reading_ts, computed_at)"
                     " VALUES (%s, %s, now()) ON CONFLICT (meter_id) DO UPDATE SET"
@@ -897,7 +889,7 @@ def run_energy(
         _refresh_aggregates(conn, min(t[1] for t in touched), max(t[2] for t in touched))
     seconds = (datetime.now(UTC) - started).total_seconds()
     summary = EnergyRunSummary(
-        len(set(work) & set(meters)),
+        len(meters),
         total_ranges,
         total_readings,
         total_buckets,
