@@ -72,12 +72,15 @@ Progress = Callable[[int, int], None]
 
 # A reading's received_at is the start of the transaction that inserted it (now()), which
 # may commit after a run started. So the new watermark is the run's start or the start of
-# the oldest transaction still writing in this database, whichever is earlier (sessions of other roles are
-# visible in pg_stat_activity to members of pg_read_all_stats; docs/energy.md).
+# the oldest client transaction still writing in this database, whichever is earlier (sessions of
+# other roles are visible in pg_stat_activity to members of pg_read_all_stats; docs/energy.md).
+# Autovacuum's ANALYZE also holds a transaction id (it writes pg_statistic) but never inserts
+# readings: counting it would hold the watermark back and leave the readings it overlaps for a
+# later run.
 _UNTIL = """
 SELECT least(now(), (SELECT min(xact_start) FROM pg_stat_activity
                      WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
-                       AND datname = current_database()))
+                       AND datname = current_database() AND backend_type = 'client backend'))
 """
 _VALUES_CHUNK = 200  # rows per multi-row VALUES insert where COPY is not available
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
