@@ -25,7 +25,7 @@ from parkdata.migrate import MigrationError, TimescaleMode, migrate, packaged_mi
 from parkdata.registry_file import RegistryFileError, read_meter_events_file, read_registry_file
 from parkdata.registry_store import list_meters, store_meter_events, store_registry
 from parkdata.settings import Settings, SettingsError, load_settings
-from parkenergy import cli_accounting, cli_analyze, cli_dashboards, cli_simulate, services
+from parkenergy import cli_accounting, cli_alerts, cli_analyze, cli_dashboards, cli_simulate, services
 from parkenergy.clikit import Context, console, err_console, fail, fail_problems, print_rows, settings_of
 from parkenergy.demo import run_demo
 from parkenergy.logs import configure_logging
@@ -50,6 +50,7 @@ app.add_typer(embedded_app, name="embedded")
 cli_dashboards.register(app)
 cli_accounting.register(app)
 cli_analyze.register(app)
+cli_alerts.register(app)
 cli_simulate.register(app)
 
 
