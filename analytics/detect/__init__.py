@@ -1,0 +1,1 @@
+"""Detectors: pure rules (<name>.py) and the queries that feed them (<name>_store.py)."""
