@@ -183,3 +183,24 @@ register(
         "forecast of energy and value added to the target year, with the target status (analytics.forecast)",
     )
 )
+
+
+def _detect(group: str) -> JobRun:
+    """The job of a detector group (analytics.detection): its detectors into the alert state."""
+
+    def run(conn: Connection, now: datetime) -> str:
+        from analytics.detection import run_group  # noqa: PLC0415 - jobs load lazily
+
+        return run_group(conn, group, now)
+
+    return run
+
+
+def _register_detectors() -> None:
+    from analytics.detection import GROUPS  # noqa: PLC0415 - a table of names, no detector loaded
+
+    for group, (interval_s, description) in GROUPS.items():
+        register(Job(group, _detect(group), interval_s, description))
+
+
+_register_detectors()

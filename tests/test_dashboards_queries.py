@@ -25,6 +25,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from analytics.detection import GROUPS
 from analytics.jobs import run_job
 from dashboards import alerts, catalogue
 from dashboards.boards import inspector, quality
@@ -302,8 +303,11 @@ def dataset(pg_server: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactor
             )
         end = datetime.now(UTC) + timedelta(seconds=1)
         with psycopg.connect(url, autocommit=True) as conn:
-            # The energy job counts the arrivals the readings and lag panels read.
-            assert run_job(conn, "energy", end).status == "ok"
+            # The energy job counts the arrivals the readings and lag panels read; the detectors
+            # fill the alert state the inspector's alert panels and the enterprise annotations read.
+            for job in ("energy", *GROUPS):
+                outcome = run_job(conn, job, end)
+                assert outcome.status == "ok", f"{job}: {outcome.summary}"
             conn.execute(
                 sql.SQL("CREATE ROLE {} LOGIN IN ROLE parkenergy_grafana").format(sql.Identifier(name))
             )

@@ -18,6 +18,7 @@ import pytest
 from psycopg import sql
 
 from analytics.energy_store import count_arrivals
+from analytics.jobs import run_job
 from parkdata.migrate import TimescaleMode, migrate
 from parkdata.registry_file import read_registry_file
 from parkdata.registry_store import store_registry
@@ -115,6 +116,11 @@ def _load(conn: psycopg.Connection[Any], now: datetime) -> None:
     with conn.transaction():
         until = conn.execute("SELECT now()").fetchone()
         assert until is not None and count_arrivals(conn, until[0]) == len(rows)
+    # The detectors that read raw data (not the energy rows, for the same reason) fill the
+    # alert state the inspector's alert panels and the enterprise annotations read.
+    for group in ("detect-offline", "detect-counters"):
+        outcome = run_job(conn, group, until[0])
+        assert outcome.status == "ok", f"{group}: {outcome.summary}"
 
 
 @pytest.fixture(scope="module")
