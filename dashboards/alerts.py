@@ -202,10 +202,41 @@ TARGET_PATH_BREACH = AlertRule(
     ),
 )
 
+
+def _critical_rows(value: str) -> str:
+    """One row per park: label ``park``; ``value`` over its open critical alerts ``a`` (none: NULL
+    or 0), so a park without one reports OK instead of no data."""
+    return fill(
+        """SELECT p.park_code AS park, {value}
+FROM api.park p
+LEFT JOIN api.alert a ON a.park_code = p.park_code AND a.state = 'open' AND a.severity = 'critical'
+GROUP BY p.park_code""",
+        value=value,
+    )
+
+
+# Critical alerts of the detectors (docs/alerts.md) that nobody has acknowledged yet, per park
+# (routing by park); acknowledging them in `parkenergy alerts ack` silences the rule.
+CRITICAL_ALERTS = AlertRule(
+    uid="parkenergy-critical-alerts",
+    key="critical_alerts",
+    sql=_critical_rows("count(a.alert_id) AS critical_alerts"),
+    threshold=0,
+    severity=Severity.CRITICAL,
+    for_s=0,
+    dashboard_uid=inspector.BOARD.uid,
+    evidence=(
+        Evidence("oldest", "O", _critical_rows("extract(epoch FROM now() - min(a.opened_at)) AS oldest_s")),
+        Evidence("enterprises", "E", _critical_rows("count(DISTINCT a.enterprise_code) AS enterprises")),
+        Evidence("top_score", "S", _critical_rows("max(abs(a.score)) AS top_score")),
+    ),
+)
+
 GROUPS: Final[tuple[AlertGroup, ...]] = (
     AlertGroup("collector", (COLLECTOR_DOWN, QUARANTINE_SPIKE)),
     AlertGroup("devices", (OFFLINE_METERS, OFFLINE_GATEWAYS)),
     AlertGroup("target", (TARGET_PATH_BREACH,)),
+    AlertGroup("detectors", (CRITICAL_ALERTS,)),
 )
 
 

@@ -14,7 +14,7 @@ from grafana_foundation_sdk.models import dashboard as model
 from dashboards.boards import enterprise, inspector, overview, quality
 from dashboards.datasource import datasource_ref
 from dashboards.messages import Lang, text
-from dashboards.panels import Annotation, Board, render_panel
+from dashboards.panels import Annotation, Board, localized, render_panel
 from dashboards.query import PostgresAnnotationTargetBuilder, register
 from dashboards.variables import VARIABLES, render_variable
 
@@ -63,7 +63,7 @@ def _annotation(annotation: Annotation, lang: Lang) -> dash.AnnotationQuery:
         .enable(True)
         .hide(False)
         .icon_color(annotation.color)
-        .target(PostgresAnnotationTargetBuilder(annotation.sql))
+        .target(PostgresAnnotationTargetBuilder(localized(annotation.sql, lang)))
     )
 
 

@@ -53,6 +53,43 @@ _CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "row.quarantine": ("隔离区与冲突", "Quarantine and conflicts"),
     "row.coverage": ("数据完整率", "Data coverage"),
     "row.offline": ("离线设备", "Offline devices"),
+    "row.alerts": ("未处理告警", "Open alerts"),
+    "panel.open_alert_counts.title": ("按严重程度的未处理告警", "Open alerts by severity"),
+    "panel.open_alerts.title": ("未处理告警及证据", "Open alerts with their evidence"),
+    "panel.open_alerts.description": (
+        "检测器发现且尚未解决的问题（打开或已确认），严重程度高者在前；观测值、预期范围与得分为证据。"
+        "用 parkenergy alerts show/ack/resolve 查看、确认、关闭。",
+        "Problems the detectors found that are not resolved (open or acknowledged), most severe first; "
+        "observed value, expected range and score are the evidence. Use parkenergy alerts show/ack/resolve.",
+    ),
+    "panel.alert_history.title": ("告警记录", "Alert history"),
+    "col.critical": ("严重", "Critical"),
+    "col.warning": ("警告", "Warning"),
+    "col.info": ("提示", "Info"),
+    "col.severity": ("严重程度", "Severity"),
+    "col.state": ("状态", "State"),
+    "col.summary": ("说明", "Summary"),
+    "col.observed": ("观测值", "Observed"),
+    "col.expected_low": ("预期下限", "Expected from"),
+    "col.expected_high": ("预期上限", "Expected to"),
+    "col.score": ("得分", "Score"),
+    "col.since": ("发生时间", "Since"),
+    "col.last_seen_at": ("最近检出", "Last seen"),
+    "col.occurrences": ("检出次数", "Detections"),
+    "col.acknowledged_by": ("确认人", "Acknowledged by"),
+    "col.ack_note": ("确认说明", "Acknowledgement note"),
+    "col.alert_id": ("告警编号", "Alert id"),
+    "col.at": ("时间", "Time"),
+    "col.event": ("事件", "Event"),
+    "col.actor": ("操作人", "By"),
+    "col.note": ("说明", "Note"),
+    "value.severity.critical": ("严重", "Critical"),
+    "value.severity.warning": ("警告", "Warning"),
+    "value.severity.info": ("提示", "Info"),
+    "value.alert_state.open": ("待处理", "Open"),
+    "value.alert_state.acknowledged": ("已确认", "Acknowledged"),
+    "value.alert_state.resolved": ("已解决", "Resolved"),
+    "annotation.alerts": ("检测告警", "Detector alerts"),
     # -- panels: data quality -------------------------------------------------------
     "panel.ingest_rate.title": ("采集读数（按事件时间）", "Readings ingested (by event time)"),
     "panel.ingest_rate.description": (
@@ -393,6 +430,23 @@ _CATALOGUE: Final[dict[str, tuple[str, str]]] = {
         "Variant: excluding feedstock and non-fossil energy (2022 prices). 2022 base "
         '{{ printf "%.4f" $values.base.Value }}; the 2027 target is 90 % of the base, the path an even '
         "decline. Above the base means off track. See the inspection dashboard.",
+    ),
+    "alert.group.detectors": ("异常检测", "Anomaly detection"),
+    "alert.critical_alerts.title": ("未确认的严重告警", "Unacknowledged critical alerts"),
+    "alert.critical_alerts.summary": (
+        "园区 {{ $labels.park }} 有 {{ $values.B.Value }} 条未确认的严重告警，涉及 "
+        "{{ $values.enterprises.Value }} 家企业，最早一条已持续 {{ humanizeDuration $values.oldest.Value }}",
+        "Park {{ $labels.park }} has {{ $values.B.Value }} unacknowledged critical alerts at "
+        "{{ $values.enterprises.Value }} enterprises; the oldest has been open for "
+        "{{ humanizeDuration $values.oldest.Value }}",
+    ),
+    "alert.critical_alerts.description": (
+        "检测器判定为严重的问题（长时间离线、极端异常、严重偏离目标路径等），最高得分 "
+        '{{ printf "%.1f" $values.top_score.Value }}；证据见节能监察看板的“未处理告警”表；'
+        "用 parkenergy alerts ack 确认后不再通知。",
+        "Problems the detectors rate critical (long outages, extreme anomalies, far off the target path …), "
+        'highest score {{ printf "%.1f" $values.top_score.Value }}; the evidence is in the open-alerts table '
+        "of the inspection dashboard. Acknowledge them with parkenergy alerts ack to stop the notifications.",
     ),
     # -- contact points -----------------------------------------------------------------------------
     "contact.message": (

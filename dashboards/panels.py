@@ -55,7 +55,19 @@ MAPPINGS: Final[dict[str, tuple[tuple[str, str], ...]]] = {
     "level": (("city", "text"), ("park", "text"), ("enterprise", "text")),
     "period_type": (("ytd", "text"), ("rolling12", "text"), ("year", "text"), ("month", "text")),
     "coverage_flag": (("ok", "green"), ("low", "red")),
+    "severity": (("critical", "red"), ("warning", "orange"), ("info", "blue")),
+    "alert_state": (("open", "red"), ("acknowledged", "orange"), ("resolved", "green")),
 }
+
+
+LANG_TOKEN: Final = "<lang>"
+"""Written in a query where a column exists per language (``a.summary_<lang>``): replaced by
+``zh`` or ``en`` when the dashboard is built, so each language's dashboard reads its own."""
+
+
+def localized(sql: str, lang: Lang) -> str:
+    """``sql`` with :data:`LANG_TOKEN` replaced by the language's code."""
+    return sql.replace(LANG_TOKEN, lang.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +210,7 @@ def render_panel(panel: Panel, lang: Lang, panel_id: int) -> PanelBuilder:
         builder.id(panel_id)
         .title(panel.title(lang))
         .datasource(datasource_ref())
-        .with_target(PostgresQueryBuilder(panel.sql, panel.format))
+        .with_target(PostgresQueryBuilder(localized(panel.sql, lang), panel.format))
         .unit(panel.unit)
         .span(panel.width)
         .height(panel.height)
@@ -238,6 +250,7 @@ def _reduce_last() -> common_builders.ReduceDataOptions:
 
 
 __all__ = [
+    "LANG_TOKEN",
     "MAPPINGS",
     "Annotation",
     "Board",
@@ -247,6 +260,7 @@ __all__ = [
     "Panel",
     "Row",
     "Threshold",
+    "localized",
     "render_panel",
     "value_mappings",
 ]

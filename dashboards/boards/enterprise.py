@@ -7,9 +7,9 @@ buckets up to :data:`FINE_DAYS` days, hours up to :data:`HOURLY_DAYS` days,
 days beyond (the other branches of the ``UNION ALL`` are cut by a one-time
 filter before they read anything).
 
-Annotations: gateway status changes and quarantined messages of the selected
-enterprises. Anomaly annotations join :data:`ANNOTATIONS` when the anomaly
-detection publishes its ``api`` view (alerts issue).
+Annotations: gateway status changes, quarantined messages and the detectors'
+alerts (anomalies, counter faults, outages; ``api.alert``) of the selected
+enterprises.
 """
 
 from __future__ import annotations
@@ -252,8 +252,22 @@ LIMIT 500""",
     color="red",
 )
 
-# Anomaly annotations (api view of the anomaly detection) are added here with the alerts issue.
-ANNOTATIONS: Final = (GATEWAY_EVENTS, QUARANTINE)
+# The detectors' alerts of the enterprise (anomalies, counter faults, outages …) over the
+# time their episode lasted (docs/alerts.md).
+ALERTS = Annotation(
+    key="alerts",
+    sql="""SELECT a.started_at AS "time", coalesce(a.ended_at, a.last_seen_at) AS timeend,
+       a.summary_<lang> AS text, 'alert,' || a.severity || ',' || a.kind AS tags
+FROM api.alert a
+WHERE a.enterprise_code IN ($enterprise)
+  AND a.started_at <= $__timeTo()::timestamptz
+  AND coalesce(a.ended_at, a.last_seen_at) >= $__timeFrom()::timestamptz
+ORDER BY 1
+LIMIT 500""",
+    color="purple",
+)
+
+ANNOTATIONS: Final = (GATEWAY_EVENTS, QUARANTINE, ALERTS)
 
 BOARD = Board(
     uid="parkenergy-enterprise",

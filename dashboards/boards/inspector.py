@@ -1,4 +1,8 @@
-"""Energy-saving inspection (节能监察): enterprises above their target path, offline meters and gateways.
+"""Energy-saving inspection (节能监察): open alerts, enterprises above their path, offline devices.
+
+Open alerts come from the detectors' alert state (``api.alert``, docs/alerts.md), most
+severe first, with the evidence (observed value, expected range, score) and who
+acknowledged them; the history of the time range from ``api.alert_event``.
 
 An enterprise is above its path when its year-to-date intensity exceeds the
 even path to the 2027 target (status ``at_risk``: above the path but not
@@ -206,10 +210,100 @@ LIMIT 200"""),
     ),
 )
 
+# Alerts of the selected enterprises, and those that belong to no enterprise (a message on an
+# unknown topic): the alert state of the detectors (docs/alerts.md).
+ALERT_SCOPE: Final = "(a.enterprise_code IN ($enterprise) OR a.enterprise_code IS NULL)"
+
+OPEN_ALERT_COUNTS = Panel(
+    key="open_alert_counts",
+    kind=Kind.STAT,
+    sql=fill(
+        """SELECT count(*) FILTER (WHERE a.severity = 'critical') AS critical,
+       count(*) FILTER (WHERE a.severity = 'warning') AS warning,
+       count(*) FILTER (WHERE a.severity = 'info') AS info
+FROM api.alert a
+WHERE a.state <> 'resolved' AND {scope}""",
+        scope=ALERT_SCOPE,
+    ),
+    width=8,
+    height=8,
+    columns=(Column("critical"), Column("warning"), Column("info")),
+)
+
+# Open and acknowledged alerts, most severe first, with their evidence.
+OPEN_ALERTS = Panel(
+    key="open_alerts",
+    kind=Kind.TABLE,
+    sql=fill(
+        """SELECT a.severity, a.state, a.kind, a.park_code, a.enterprise_code, a.enterprise_name,
+       a.meter_code, a.summary_<lang> AS summary, a.observed, a.expected_low, a.expected_high,
+       a.unit, a.score, a.started_at AS since, a.last_seen_at, a.occurrences, a.acknowledged_by,
+       a.ack_note, a.alert_id
+FROM api.alert a
+WHERE a.state <> 'resolved' AND {scope}
+ORDER BY a.severity_rank DESC, a.started_at, a.alert_id
+LIMIT 500""",
+        scope=ALERT_SCOPE,
+    ),
+    width=16,
+    height=12,
+    columns=(
+        Column("severity", mapping="severity"),
+        Column("state", mapping="alert_state"),
+        Column("kind"),
+        Column("park_code"),
+        Column("enterprise_code"),
+        Column("enterprise_name"),
+        Column("meter_code"),
+        Column("summary"),
+        Column("observed"),
+        Column("expected_low"),
+        Column("expected_high"),
+        Column("unit"),
+        Column("score"),
+        Column("since", "dateTimeAsIso"),
+        Column("last_seen_at", "dateTimeAsIso"),
+        Column("occurrences"),
+        Column("acknowledged_by"),
+        Column("ack_note"),
+        Column("alert_id"),
+    ),
+)
+
+# What happened to alerts in the time range: opened, escalated, acknowledged, resolved.
+ALERT_HISTORY = Panel(
+    key="alert_history",
+    kind=Kind.TABLE,
+    sql=fill(
+        """SELECT ev.at, ev.event, ev.severity, ev.kind, ev.enterprise_code, a.meter_code,
+       a.summary_<lang> AS summary, ev.actor, ev.note, ev.alert_id
+FROM api.alert_event ev
+JOIN api.alert a ON a.alert_id = ev.alert_id
+WHERE $__timeFilter(ev.at) AND {scope}
+ORDER BY ev.at DESC, ev.event_id DESC
+LIMIT 500""",
+        scope=ALERT_SCOPE,
+    ),
+    width=24,
+    columns=(
+        Column("at", "dateTimeAsIso"),
+        Column("event"),
+        Column("severity", mapping="severity"),
+        Column("kind"),
+        Column("enterprise_code"),
+        Column("meter_code"),
+        Column("summary"),
+        Column("actor"),
+        Column("note"),
+        Column("alert_id"),
+    ),
+)
+
 BOARD = Board(
     uid="parkenergy-inspector",
     key="inspector",
     rows=(
+        Row("alerts", (OPEN_ALERT_COUNTS, OPEN_ALERTS, ALERT_HISTORY)),
         Row("above_path", (ABOVE_PATH_COUNT, ABOVE_PATH)),
         Row("offline", (OFFLINE_METER_COUNT, OFFLINE_GATEWAY_COUNT, OFFLINE_METERS, OFFLINE_GATEWAYS)),
         Row("quarantine", (ENTERPRISE_QUARANTINE,)),
