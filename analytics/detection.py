@@ -5,9 +5,9 @@ Each detector is a function ``detect(conn, now) -> Detection`` in an
 ``now`` and returns what it found (:mod:`analytics.findings`). A run of a group passes each
 detector's :class:`~analytics.findings.Detection` to :func:`analytics.alert_store.apply_detection`,
 which opens, updates, escalates and clears alerts. The groups are analytics jobs
-(:mod:`analytics.jobs`) with the cadences of issue 5: offline every minute, counter and
-delivery faults every 15 minutes, consumption anomalies hourly, intensity and data quality
-daily. Every detector is idempotent, so a group can run again at any time.
+(:mod:`analytics.jobs`) with cadences that follow how fast each problem needs an answer:
+offline every minute, counter and delivery faults every 15 minutes, consumption anomalies
+hourly, intensity and data quality daily. Every detector is idempotent, so a group can run again at any time.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ class GroupOutcome:
     updated: int = 0
     escalated: int = 0
     resolved: int = 0
+    reopened: int = 0
 
     def __add__(self, other: GroupOutcome) -> GroupOutcome:
         return GroupOutcome(
@@ -82,12 +83,13 @@ class GroupOutcome:
             self.updated + other.updated,
             self.escalated + other.escalated,
             self.resolved + other.resolved,
+            self.reopened + other.reopened,
         )
 
     def __str__(self) -> str:
         return (
             f"{self.findings} findings; alerts {self.opened} opened, {self.updated} updated, "
-            f"{self.escalated} escalated, {self.resolved} resolved"
+            f"{self.escalated} escalated, {self.resolved} resolved, {self.reopened} reopened"
         )
 
 
@@ -106,7 +108,12 @@ def run_detector(conn: Connection, detector: Detector, now: datetime) -> GroupOu
     detection = detector.function()(conn, now)
     applied = apply_detection(conn, detection)
     outcome = GroupOutcome(
-        len(detection.findings), applied.opened, applied.updated, applied.escalated, applied.resolved
+        len(detection.findings),
+        applied.opened,
+        applied.updated,
+        applied.escalated,
+        applied.resolved,
+        applied.reopened,
     )
     log.debug(
         "detector %s at %s in %.3f s: %s",
