@@ -12,7 +12,9 @@
    analytics import functions — the 2022 base comes from the baseline statistics, so the
    readings need not start in 2022;
 6. the ``forecast`` job (it needs 24 usable months per series, so with three months of
-   readings it stores a run without series; the run itself is still recorded).
+   readings it stores a run without series; the run itself is still recorded);
+7. the detector jobs (:data:`analytics.detection.GROUPS`) once a day over the last
+   :data:`DETECTOR_DAYS` days and at the end, so the alert state holds what they found.
 
 Tests must treat the database as READ-ONLY (other test modules share it). A test that
 changes data needs its own database. Import the fixtures in ``tests/conftest.py`` with
@@ -31,6 +33,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from analytics.detection import GROUPS
 from analytics.economics_file import (
     read_baseline_file,
     read_deflators_file,
@@ -45,11 +48,12 @@ from simulators.timebase import CST
 from tests.harness import collector_config, running_collector
 from tests.sim_support import load_simulated_registry, publish_backfill
 
-__all__ = ["ENTERPRISES", "SEED", "SimulatedPark", "simulated_park", "simulation_window"]
+__all__ = ["DETECTOR_DAYS", "ENTERPRISES", "SEED", "SimulatedPark", "simulated_park", "simulation_window"]
 
 ENTERPRISES = 5
 SEED = 20250601
 MONTHS = 3
+DETECTOR_DAYS = 35
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +128,15 @@ def _run(url: str, job: str, now: datetime) -> None:
     assert outcome.status == "ok", f"job {job}: {outcome.status}: {outcome.summary}"
 
 
+def _replay_detectors(url: str, end: datetime) -> None:
+    """The detector jobs once a day over the last :data:`DETECTOR_DAYS` days, then at ``end``:
+    the alert state as the service would have built it (the detectors read event time ≤ now)."""
+    for day in range(DETECTOR_DAYS, -1, -1):
+        now = end - timedelta(days=day)
+        for group in GROUPS:
+            _run(url, group, now)
+
+
 @pytest.fixture(scope="session")
 def simulated_park(
     pg_server: EmbeddedPostgres, tmp_path_factory: pytest.TempPathFactory
@@ -153,6 +166,7 @@ def simulated_park(
     _run(url, "energy", end)
     _import_economics(url, economics_dir)
     _run(url, "forecast", end + timedelta(seconds=1))
+    _replay_detectors(url, end)
     park = SimulatedPark(
         database_url=url,
         config=config,
