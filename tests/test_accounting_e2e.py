@@ -22,6 +22,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from analytics.detection import GROUPS
 from parkenergy.cli import app
 from simulators.economics import Economics
 from tests.simulated_park import SimulatedPark
@@ -92,7 +93,8 @@ def test_the_fixture_is_small_and_complete(simulated_park: SimulatedPark) -> Non
         stored = conn.execute("SELECT count(*) FROM ingest.reading").fetchone()
         jobs = conn.execute("SELECT job, status FROM analytics.job_run ORDER BY run_id").fetchall()
     assert stored == (simulated_park.stored_readings,)
-    assert jobs == [("energy", "ok"), ("forecast", "ok")]
+    assert jobs[:2] == [("energy", "ok"), ("forecast", "ok")]
+    assert {job for job, _ in jobs[2:]} == set(GROUPS) and {status for _, status in jobs[2:]} == {"ok"}
 
 
 def test_gross_energy_per_enterprise_and_park_matches_the_truth(
