@@ -249,6 +249,39 @@ def test_ended_creep_reports_the_known_episode_and_is_dropped_later() -> None:
     assert baseload_creep(METER, later, night[20:], shoulder[20:]) is None
 
 
+def test_creep_soon_after_an_earlier_one_is_found() -> None:
+    # An earlier creep (+60 % in 25 days) drops back on day 35; the next starts 10 days
+    # later. The reference weeks hold the earlier episode: the days before the drop have
+    # a level of their own, the clean days after it are the reference.
+    base = shift_slots(CREEP_FIRST, CREEP_DAYS, seed=13)
+    slots = with_creep(base, start=10, days=25, amplitude=0.6, end=35)
+    slots = with_creep(slots, start=45, days=21, amplitude=0.5)
+    found = creep_of(slots)
+    assert found is not None and found.ended_at is None
+    assert abs((found.started_at.date() - (CREEP_FIRST + timedelta(days=45))).days) <= 2
+    assert found.evidence["reference_from"] == (CREEP_FIRST + timedelta(days=35)).isoformat()
+    # The earlier episode's level alone (a drop, then flat) is not a creep.
+    assert creep_of(with_creep(base, start=10, days=25, amplitude=0.6, end=35)) is None
+    # Edge: 5 days between the episodes are fewer than clean_days (7), no reference.
+    close = with_creep(base, start=15, days=25, amplitude=0.6, end=40)
+    assert creep_of(with_creep(close, start=45, days=21, amplitude=0.5)) is None
+
+
+def test_creep_right_after_national_day_is_found() -> None:
+    # 2026: an earlier creep ends on 09-21, National Day (10-01..10-07) stops the plant at
+    # 45 % of its idle load, and a creep starts on 10-08, the first working day after it.
+    first = date(2026, 8, 20)
+    base = shift_slots(first, CREEP_DAYS, seed=14)
+    classes = day_classes(first, CREEP_DAYS)
+    base[classes == 3] *= 0.45
+    slots = with_creep(base, start=5, days=28, amplitude=0.5, end=32)
+    start = (date(2026, 10, 8) - first).days
+    slots = with_creep(slots, start=start, days=30, amplitude=0.45)
+    found = creep_of(slots, first)
+    assert found is not None and found.ended_at is None
+    assert abs((found.started_at.date() - date(2026, 10, 8)).days) <= 3
+
+
 # --- the store against PostgreSQL ----------------------------------------------------------
 
 ENTERPRISE = "91420704TEST00001X"

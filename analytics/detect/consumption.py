@@ -34,13 +34,18 @@ so are exact zeros of a register with readings (a stuck register belongs to
     Per local day, the night baseload N = the mean 15-minute energy of 00:00–06:00 (the
     part of the night 22:00–06:00 that no shift reaches) and the evening level S = that
     of 20:00–22:00 (after sunset: no PV). A creep is a ramp in log N that starts
-    on day s, rises linearly and lasts to now (ongoing) or drops back on day e: the (s, e)
-    pair with the least squared error among all pairs of a ramp of at least
-    :attr:`CreepRules.min_ramp_days` days after at least :attr:`CreepRules.reference_days`
-    reference days, with a working/non-working day term. It is reported when the ramp's
-    slope is significant in a statsmodels OLS with HAC (Newey–West) errors (t ≥
-    :attr:`CreepRules.t_min`), the rise at its end is at least :attr:`CreepRules.rise_min`
-    of the reference baseload, a step fits no better than the ramp, and log(N/S) rises too
+    on day s, rises linearly and lasts to now (ongoing) or drops back on day e, with a term
+    per day class (a plant's night differs between working days, Saturdays, Sundays and
+    holidays): among the rising ramps of at least :attr:`CreepRules.min_ramp_days` days
+    that start after at least :attr:`CreepRules.reference_days` days, the (s, e) pair of
+    least BIC. Its reference is every other day (at least ``reference_days`` valid), or the
+    days from a cut on, when an earlier episode (a creep that dropped back) still fills the
+    window: the days before the cut get a level of their own (two parameters in the BIC;
+    at least :attr:`CreepRules.clean_days` valid days on each side of the cut). It is
+    reported when the ramp's slope is significant in a statsmodels OLS with HAC
+    (Newey–West) errors (t ≥ :attr:`CreepRules.t_min`), the rise at its end is at least
+    :attr:`CreepRules.rise_min` of the reference baseload, a step fits no better than the
+    ramp, and log(N/S) rises too
     (t ≥ :attr:`CreepRules.ratio_t_min`, rise ≥ :attr:`CreepRules.ratio_rise_min` and ≥
     :attr:`CreepRules.ratio_share` of the night's rise): a season (cooling or heating)
     moves night and evening together, a harvest moves the evening of a two-shift plant
@@ -151,6 +156,7 @@ class CreepRules:
     window_days : complete local days looked at [d].
     reference_days : least days before a ramp's start [d].
     min_ramp_days, min_ramp_valid : least length of a ramp, and valid days in it [d].
+    clean_days : least valid days on each side of a cut (an earlier episode's end) [d].
     t_min, rise_min : HAC t statistic of the night's slope, and its rise at the ramp's end
         relative to the reference baseload [-].
     ratio_t_min, ratio_rise_min, ratio_share : the same for night / evening, and its least
@@ -165,6 +171,7 @@ class CreepRules:
     reference_days: int = 28
     min_ramp_days: int = 10
     min_ramp_valid: int = 5
+    clean_days: int = 7
     t_min: float = 4.0
     rise_min: float = 0.10
     ratio_t_min: float = 3.0
@@ -494,61 +501,123 @@ def night_levels(slots: FloatArray, rules: CreepRules = CreepRules()) -> tuple[F
 class _Fit:
     start: int
     end: int  # exclusive
-    sse_ramp: float
-    sse_step: float
+    cut: int  # days before it have a level of their own (an earlier episode); 0 = none
+    bic_ramp: float
+    bic_step: float
 
 
-def _pair_sse(y: FloatArray, valid: NDArray[np.bool_], w: FloatArray, h: FloatArray) -> FloatArray:
-    """Least squared error of y ~ 1 + w + h for every row of ``h`` (batched normal equations)."""
+def _design(classes: NDArray[np.int64]) -> FloatArray:
+    """Constant and one dummy per day class but working days, shape (days, CLASSES)."""
+    out = np.zeros((len(classes), CLASSES))
+    out[:, 0] = 1.0
+    for c in range(1, CLASSES):
+        out[:, c] = classes == c
+    return out
+
+
+def _candidate_sse(
+    y: FloatArray, valid: NDArray[np.bool_], base: FloatArray, h: FloatArray, cuts: NDArray[np.int64]
+) -> FloatArray:
+    """Least squared error of y ~ base + [day < cut] + h for every pair of a row of ``h`` and a cut.
+
+    Infinite where the coefficient of ``h`` is not positive.
+
+    Frisch–Waugh: ``base`` is partialled out once, which leaves a 2 × 2 system per pair;
+    each row of ``h`` is zero before its cuts, so ``h`` and the cut's dummy are orthogonal
+    before the partialling. A cut of 0 has no dummy. Returns shape (rows of h, cuts).
+    """
     v = valid.astype(np.float64)
     yv = np.where(valid, y, 0.0)
-    n1, nw, sy, swy, syy = v.sum(), (v * w).sum(), yv.sum(), (yv * w).sum(), (yv * yv).sum()
+    xb = base * v[:, None]
+    inverse = np.linalg.pinv(base.T @ xb)
+    by = xb.T @ yv
+    yy = float(yv @ yv - by @ inverse @ by)
+    before = np.concatenate([np.zeros((1, base.shape[1])), np.cumsum(xb, axis=0)])[cuts]  # (C, k)
+    before_y = np.concatenate([[0.0], np.cumsum(yv)])[cuts]
+    pp = before[:, 0] - np.einsum("ck,kl,cl->c", before, inverse, before)
+    py = before_y - before @ inverse @ by
     hv = h * v
-    sh, swh, shh, shy = hv.sum(axis=1), (hv * w).sum(axis=1), (hv * h).sum(axis=1), (hv * yv).sum(axis=1)
-    p = h.shape[0]
-    a = np.empty((p, 3, 3))
-    a[:, 0, 0], a[:, 0, 1], a[:, 0, 2] = n1, nw, sh
-    a[:, 1, 0], a[:, 1, 1], a[:, 1, 2] = nw, nw, swh
-    a[:, 2, 0], a[:, 2, 1], a[:, 2, 2] = sh, swh, shh
-    a += np.eye(3) * 1e-9
-    b = np.stack([np.full(p, sy), np.full(p, swy), shy], axis=1)
-    beta = np.linalg.solve(a, b[:, :, None])[:, :, 0]
-    return np.asarray(syy - (beta * b).sum(axis=1), dtype=np.float64)
+    hb = hv @ base  # (P, k)
+    hh = (hv * h).sum(axis=1) - np.einsum("pk,kl,pl->p", hb, inverse, hb)
+    hy = hv @ yv - hb @ inverse @ by
+    ph = -(hb @ inverse @ before.T)  # (P, C)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        only_h = yy - hy**2 / hh
+        det = pp[None, :] * hh[:, None] - ph**2
+        both = (
+            yy
+            - (
+                hh[:, None] * py[None, :] ** 2
+                - 2.0 * ph * py[None, :] * hy[:, None]
+                + pp[None, :] * hy[:, None] ** 2
+            )
+            / det
+        )
+        rising = np.where(
+            pp[None, :] > 1e-9,
+            (pp[None, :] * hy[:, None] - ph * py[None, :]) / det,
+            hy[:, None] / hh[:, None],
+        )
+    out = np.where(pp[None, :] > 1e-9, both, only_h[:, None])
+    # Only a rise is a creep: a falling ramp (the end of an earlier episode) is no candidate.
+    return np.asarray(np.where(np.isfinite(out) & (rising > 0), out, np.inf), dtype=np.float64)
 
 
-def _best_ramp(y: FloatArray, valid: NDArray[np.bool_], w: FloatArray, rules: CreepRules) -> _Fit | None:
+def _best_ramp(y: FloatArray, valid: NDArray[np.bool_], base: FloatArray, rules: CreepRules) -> _Fit | None:
+    """The (start, end, cut) of least BIC for a ramp, and the least BIC of a step instead."""
     n = len(y)
-    starts, ends = [], []
-    for s in range(rules.reference_days, n - rules.min_ramp_days + 1):
-        for e in range(s + rules.min_ramp_days, n + 1):
-            starts.append(s)
-            ends.append(e)
-    if not starts:
+    pairs = [
+        (s, e)
+        for s in range(rules.reference_days, n - rules.min_ramp_days + 1)
+        for e in range(s + rules.min_ramp_days, n + 1)
+    ]
+    if not pairs:
         return None
-    s_arr, e_arr = np.array(starts), np.array(ends)
+    s_arr, e_arr = np.array(pairs).T
+    cuts = np.arange(0, max(1, n - rules.min_ramp_days - rules.clean_days + 1))
     d = np.arange(n)
     inside = (d[None, :] >= s_arr[:, None]) & (d[None, :] < e_arr[:, None])
     ramp = np.where(inside, d[None, :] - s_arr[:, None] + 1.0, 0.0)
-    reference_ok = ((~inside) & valid[None, :]).sum(axis=1) >= rules.reference_days
+    valid_cum = np.concatenate([[0], np.cumsum(valid)])
     ramp_ok = (inside & valid[None, :]).sum(axis=1) >= rules.min_ramp_valid
-    sse = np.where(reference_ok & ramp_ok, _pair_sse(y, valid, w, ramp), np.inf)
-    sse_step = np.where(reference_ok & ramp_ok, _pair_sse(y, valid, w, inside.astype(np.float64)), np.inf)
-    best = int(np.argmin(sse))
-    if not math.isfinite(float(sse[best])):
+    after = valid_cum[n] - valid_cum[e_arr]
+    # Without a cut: reference_days valid days outside the ramp. With one: clean_days
+    # valid days between the cut and the ramp's start (the earlier level is its own).
+    uncut = (valid_cum[s_arr] + after >= rules.reference_days)[:, None] & (cuts == 0)[None, :]
+    clean = valid_cum[s_arr][:, None] - valid_cum[cuts][None, :]
+    cut_ok = (cuts > 0)[None, :] & (cuts[None, :] <= s_arr[:, None] - rules.clean_days)
+    cut_ok &= (clean >= rules.clean_days) & (valid_cum[cuts] >= rules.clean_days)[None, :]
+    ok = (uncut | cut_ok) & ramp_ok[:, None]
+    if not ok.any():
         return None
-    return _Fit(int(s_arr[best]), int(e_arr[best]), float(sse[best]), float(sse_step.min()))
+    m = int(valid.sum())
+    # BIC (Schwarz 1978): a cut costs two parameters (its day and the earlier level).
+    penalty = np.where(cuts > 0, 2.0 * math.log(m), 0.0)[None, :]
+    with np.errstate(divide="ignore"):
+        bic = m * np.log(np.maximum(_candidate_sse(y, valid, base, ramp, cuts), 1e-12) / m) + penalty
+        bic_step = (
+            m * np.log(np.maximum(_candidate_sse(y, valid, base, inside.astype(np.float64), cuts), 1e-12) / m)
+            + penalty
+        )
+    bic = np.where(ok, bic, np.inf)
+    bic_step = np.where(ok, bic_step, np.inf)
+    j, c = np.unravel_index(int(np.argmin(bic)), bic.shape)
+    return _Fit(int(s_arr[j]), int(e_arr[j]), int(cuts[c]), float(bic[j, c]), float(bic_step.min()))
 
 
 def _slope(
-    y: FloatArray, valid: NDArray[np.bool_], w: FloatArray, ramp: FloatArray, lags: int
+    y: FloatArray, valid: NDArray[np.bool_], base: FloatArray, ramp: FloatArray, *, cut: int, lags: int
 ) -> tuple[float, float, float]:
-    """Reference level (working day), slope per day and its HAC t statistic of y ~ 1 + w + ramp."""
-    x = np.column_stack([np.ones(len(y)), w, ramp])[valid]
+    """Reference level (working day), slope per day and its HAC t of y ~ base + [day < cut] + ramp."""
+    columns = [base[:, i] for i in range(base.shape[1]) if (base[valid, i] != 0).any()]
+    if cut > 0 and valid[:cut].any():
+        columns.append((np.arange(len(y)) < cut).astype(np.float64))
+    x = np.column_stack([*columns, ramp])[valid]
     result: Any = sm.OLS(y[valid], x).fit(cov_type="HAC", cov_kwds={"maxlags": lags})
     params = np.asarray(result.params, dtype=np.float64)
     tvalues = np.asarray(result.tvalues, dtype=np.float64)
-    t = float(tvalues[2]) if math.isfinite(float(tvalues[2])) else 0.0
-    return float(params[0]), float(params[2]), t
+    t = float(tvalues[-1]) if math.isfinite(float(tvalues[-1])) else 0.0
+    return float(params[0]), float(params[-1]), t
 
 
 def baseload_creep(
@@ -593,15 +662,15 @@ def baseload_creep(
     if int(valid.sum()) < rules.reference_days + rules.min_ramp_valid:
         return None
     y = np.where(valid, np.log(np.where(valid, n_arr, 1.0)), 0.0)
-    w = (day_classes(first_day, n) != WORKING).astype(np.float64)
+    base = _design(day_classes(first_day, n))
     # Days far below the usual night (stops) are not baseload: leave them out of the fit.
     valid &= y >= np.median(y[valid]) - math.log(2.0)
-    fit = _best_ramp(y, valid, w, rules)
-    if fit is None or fit.sse_step <= fit.sse_ramp:
+    fit = _best_ramp(y, valid, base, rules)
+    if fit is None or fit.bic_step <= fit.bic_ramp:
         return None
     d = np.arange(n)
     ramp = np.where((d >= fit.start) & (d < fit.end), d - fit.start + 1.0, 0.0)
-    level, slope, t = _slope(y, valid, w, ramp, rules.hac_lags)
+    level, slope, t = _slope(y, valid, base, ramp, cut=fit.cut, lags=rules.hac_lags)
     length = fit.end - fit.start
     rise = math.exp(slope * length) - 1.0
     if slope <= 0 or t < rules.t_min or rise < rules.rise_min:
@@ -610,7 +679,7 @@ def baseload_creep(
     if int(ratio_valid.sum()) < rules.reference_days + rules.min_ramp_valid:
         return None
     r = np.where(ratio_valid, y - np.log(np.where(ratio_valid, s_arr, 1.0)), 0.0)
-    _, r_slope, r_t = _slope(r, ratio_valid, w, ramp, rules.hac_lags)
+    _, r_slope, r_t = _slope(r, ratio_valid, base, ramp, cut=fit.cut, lags=rules.hac_lags)
     r_rise = math.exp(r_slope * length) - 1.0
     if r_t < rules.ratio_t_min or r_rise < max(rules.ratio_rise_min, rules.ratio_share * rise):
         return None
@@ -653,7 +722,11 @@ def baseload_creep(
         score=t,
         unit=f"{meter.unit}/15min",
         evidence={
-            "method": "log night baseload ~ 1 + non-working day + ramp(start, end), OLS with HAC errors",
+            "method": (
+                "log night baseload ~ 1 + day class + earlier level(cut) + ramp(start, end),"
+                " OLS with HAC errors"
+            ),
+            "reference_from": (first_day + timedelta(days=fit.cut)).isoformat(),
             "reference_baseload": reference,
             "current_baseload": current,
             "slope_per_day": slope_per_day,
