@@ -36,6 +36,7 @@ from analytics.detect.delivery_store import detect_delivery
 from analytics.findings import Detection, Finding, Severity
 from parkdata.migrate import migrate
 from tests.harness import load_registry_rows
+from tests.test_detect_offline import meter_row
 
 Conn = psycopg.Connection[Any]
 LOCAL = ZoneInfo("Asia/Shanghai")
@@ -168,27 +169,6 @@ def test_quarantine_findings_per_subject_kind_and_day() -> None:
 
 
 # --- the detector on PostgreSQL -----------------------------------------------------------
-
-
-def meter_row(enterprise: str, code: str, interval: int = 900) -> list[str]:
-    return [
-        "ECQ",
-        "鄂城区",
-        enterprise,
-        f"企业{enterprise[-2:]}",
-        "3120",
-        "true",
-        code,
-        "electricity",
-        "kWh",
-        "register",
-        "consumption",
-        "1",
-        "",
-        str(interval),
-        "400",
-        "",
-    ]
 
 
 @pytest.fixture
