@@ -243,6 +243,51 @@ def test_catch_up_after_a_gap_is_not_evidence() -> None:
     assert run(el(), t[keep], v[keep]) == []
 
 
+def steam_catch_up(catch_up_t: float) -> tuple[CounterMeter, Floats, Floats]:
+    """An hourly steam register rated 1.2 t/h, 1 t/h before and after a run stuck at
+    11:00–21:00 whose catch-up at 22:00 is ``catch_up_t``: more than the rated capacity over
+    the run when the load was high while the register stood still."""
+    meter = CounterMeter(
+        4, "91420704TEST00003X", "ST-01", MeterSpec("register", 1.0, 1_000_000.0, 3600, 1.2), "t"
+    )
+    values = [11_000.0 + i for i in range(36)]  # hour 35 = 11:00 of the second day
+    values += [values[-1]] * 10  # 12:00–21:00 repeat the 11:00 value
+    values += [values[-1] + catch_up_t + i for i in range(30)]  # 22:00 onwards
+    t, v = series(values, start=T0 - 8 * 3600 + 3600, step=3600.0)
+    return meter, t, v
+
+
+def test_catch_up_of_a_stuck_run_is_not_also_a_spike() -> None:
+    meter, t, v = steam_catch_up(13.965)  # 1.06 × 1.2 t/h × the 11 h since 11:00
+    catch_at = float(t[46])
+    moving = Reference(days=7, moving=7, low=10.0, high=12.0)
+    stuck_starts = set()
+    for end in range(44, len(t)):  # hourly runs over a two-day window, as the store reads it
+        keep = (t > t[end] - 2 * 86400) & (t <= t[end])
+        now = float(t[end])
+        found = register_findings(meter, t[keep], v[keep], now, now - 26 * 3600, reference=moving)
+        assert "counter.spike" not in kinds(found), end
+        if end < 46:  # ongoing: the earlier runs report it while it lasts …
+            assert kinds(found) == ["counter.stuck"] and found[0].ongoing
+        elif now - catch_at < 26 * 3600:  # … the later ones with its catch-up, once each
+            assert kinds(found) == ["counter.stuck"] and found[0].evidence["catch_up_at"] == at_s(catch_at)
+        else:
+            assert found == []
+        stuck_starts.update(f.started_at for f in found)
+    assert len(stuck_starts) == 1  # one episode, one alert
+    # A spike at the end of a stuck run is still a spike: the edge is SPIKE_SCORE × the
+    # rated capacity over the run.
+    edge = SPIKE_SCORE * 1.2 * 11
+    meter, t, v = steam_catch_up(edge)
+    assert kinds(run(meter, t[:60], v[:60])) == ["counter.spike", "counter.stuck"]
+    meter, t, v = steam_catch_up(edge - 0.01)
+    assert kinds(run(meter, t[:60], v[:60])) == ["counter.stuck"]
+
+
+def at_s(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, tz=UTC).isoformat()
+
+
 # --- counter.spike -------------------------------------------------------------------------
 
 
@@ -305,6 +350,45 @@ def test_interval_spike_edge_and_level_change() -> None:
     assert found(values) == []
     assert found([10.0] * 24 + [40.0] * 24) == []  # a start-up, not a spike
     assert found([10.0] * 47 + [50.0]) == []  # the last reading: not known to return yet
+
+
+def daily_diesel() -> CounterMeter:
+    return CounterMeter(
+        3, "91420703TEST00002X", "DSL-01", MeterSpec("interval", 1.0, None, 86400, 0.0136), "t"
+    )
+
+
+def national_day_2026(spike_on: str | None = None) -> tuple[Floats, Floats]:
+    """Daily readings (stamped at the local midnight ending their day) 2026-09-21 … 10-02:
+    0.097 t on working days, 0.022 t on Saturdays, Sundays and the National Day holidays
+    (from 10-01), the reading of 09-29 missing (quarantined)."""
+    t: list[float] = []
+    v: list[float] = []
+    for k in range(12):
+        day = datetime(2026, 9, 21, tzinfo=UTC) + timedelta(days=k)
+        if day.day == 29:
+            continue
+        working = day.month == 9 and day.weekday() < 5
+        t.append(day.timestamp() + 16 * 3600)  # next local midnight (+08:00)
+        v.append(0.097 if working else 0.022)
+        if spike_on == day.date().isoformat():
+            v[-1] *= 5.0  # the simulator's smallest interval spike
+    return np.array(t), np.array(v)
+
+
+def test_daily_working_day_between_holidays_is_not_a_spike() -> None:
+    t, v = national_day_2026()
+    now = float(t[-1])
+    assert v[t.tolist().index(datetime(2026, 9, 30, 16, tzinfo=UTC).timestamp())] == 0.097
+    # 4.4 × the holidays after it and the weekend before it, but like the working days.
+    assert interval_findings(daily_diesel(), t, v, now, now - 50 * 3600) == []
+    # A true spike on that day, and one on a holiday, are still found.
+    for day, neighbours in (("2026-09-30", "working"), ("2026-10-01", "non_working")):
+        t, v = national_day_2026(spike_on=day)
+        found = interval_findings(daily_diesel(), t, v, now, now - 50 * 3600)
+        assert kinds(found) == ["counter.spike"], day
+        assert found[0].evidence["neighbour_days"] == neighbours
+        assert found[0].score == pytest.approx(5.0)
 
 
 # --- counter.conflict ----------------------------------------------------------------------

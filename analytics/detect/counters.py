@@ -27,9 +27,11 @@ Kinds (subject ``meter:<enterprise code>/<meter code>``):
   × rated capacity × max(elapsed, interval, :data:`SPIKE_MIN_SPAN_S`) (DOMAIN.md §8 "bound
   each delta by rated power × elapsed time"; the floor keeps clock skew of up to an hour
   silent); an interval reading above rated capacity × interval, or at least
-  :data:`INTERVAL_SPIKE_RATIO` times the higher median of its neighbours on both sides.
-  A jump that a stuck register's run explains (plausible from the run's start) is its
-  catch-up, not a spike.
+  :data:`INTERVAL_SPIKE_RATIO` times the higher median of its neighbours on both sides
+  (for a daily meter, the nearest days of its day class, working or not, on either side).
+  A jump that a stuck register's run explains (plausible from the run's start, or after a
+  run long enough to be stuck, below :data:`SPIKE_SCORE` × rated capacity over the run) is
+  its catch-up, not a spike.
 - ``counter.conflict`` (warning): at least :data:`CONFLICT_MIN` conflicting values
   (``ingest.reading_conflict``) for one meter and local day (Asia/Shanghai).
 
@@ -48,6 +50,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from analytics.detect.consumption import WORKING, day_classes
 from analytics.findings import Finding, Severity, meter_subject
 from analytics.intervals import (
     BREAK,
@@ -424,11 +427,16 @@ def register_findings(
     left_out = np.flatnonzero(~accepted & ~pending)
     step_of = np.searchsorted(acc_t, t[left_out], side="right")
     runs = _flat_runs(steps, acc_v)
-    # Flat runs by their last reading: (time of their first reading, their value).
-    run_from = {
-        e: (flat_origin[0] if s == 0 and flat_origin is not None else float(acc_t[s]), float(acc_v[s]))
-        for s, e in runs
-    }
+    # Flat runs by their last reading: (time of their first reading, their value, whether it
+    # is long enough to be a stuck register). A run the readings begin with and whose start
+    # the store did not find starts at the first reading at the latest: its span is a floor.
+    run_from: dict[int, _Flat] = {}
+    for s, e in runs:
+        origin = s == 0 and flat_origin is not None
+        first_s = flat_origin[0] if flat_origin is not None and origin else float(acc_t[s])
+        readings = e - s + (1 if origin else 0)  # repeats of the value, as in rule 3
+        long_enough = readings >= STUCK_MIN_READINGS and acc_t[e] - first_s >= STUCK_MIN_S
+        run_from[e] = (first_s, float(acc_v[s]), bool(long_enough))
     for j in np.unique(step_of).tolist():
         if j <= 1 or j >= len(acc_t):
             continue  # the level must be a reading after the first (the first is unverified)
@@ -455,8 +463,7 @@ def register_findings(
             continue
         before, after = float(acc_v[j - 1]), float(acc_v[j])
         if kind == REFUSED:
-            flat = run_from.get(j - 1)
-            if flat is not None and (after - flat[1]) * m <= bound_rate * (acc_t[j] - flat[0]) * (1 + 1e-9):
+            if _catches_up(meter, run_from.get(j - 1), after, float(acc_t[j]), bound_rate):
                 continue  # the catch-up of a stuck run: see rule 3
             findings.extend(
                 _spike(
@@ -620,6 +627,34 @@ def register_findings(
     return sorted(findings, key=lambda f: (f.kind, f.started_at))
 
 
+_Flat = tuple[float, float, bool]
+"""A flat run: time of its first reading [s], its register value, long enough to be stuck."""
+
+
+def _catches_up(
+    meter: CounterMeter, flat: _Flat | None, observed: float, at_s: float, bound_rate: float
+) -> bool:
+    """Whether register value ``observed`` at ``at_s``, the first move after the flat run
+    ``flat``, is that run's catch-up rather than a spike.
+
+    It is when it is plausible from the run's first reading (rated capacity × time since
+    then, DOMAIN.md §8); or, for a run long enough to be a stuck register
+    (:data:`STUCK_MIN_READINGS`, :data:`STUCK_MIN_S`), when measured from the run's first
+    reading it scores below :data:`SPIKE_SCORE`, the spike rule's own threshold: a register
+    that stood still for hours delivers the consumption of all of them at once, and a meter
+    may run a little above its rated capacity. Rule 3 reports such a run as ``counter.stuck``
+    (in this run, or while it lasted in an earlier one); the same step must not be a spike too.
+    """
+    if flat is None or not math.isfinite(bound_rate) or bound_rate <= 0:
+        return False
+    first_s, value, long_enough = flat
+    jump = (observed - value) * meter.spec.multiplier
+    if jump <= bound_rate * (at_s - first_s) * (1 + 1e-9):
+        return True
+    span = max(at_s - first_s, meter.spec.interval_s, SPIKE_MIN_SPAN_S)
+    return long_enough and jump < SPIKE_SCORE * bound_rate * span
+
+
 def _excursion(
     meter: CounterMeter,
     *,
@@ -628,17 +663,17 @@ def _excursion(
     acc_t: Floats,
     acc_v: Floats,
     j: int,
-    run_from: tuple[float, float] | None,
+    run_from: _Flat | None,
     bound_rate: float,
     bound_source: str,
     visible: Callable[[float | None], bool],
 ) -> list[Finding]:
     """Readings left out before accepted reading j: transient drops and spikes.
 
-    Readings above the level are a spike unless a flat run (``run_from``: the time of its
-    first reading and its value) ends at the level and they are plausible from its start: they are
-    the stuck register catching up (rule 3). Readings below it are a transient zero
-    (a ``counter.reset``) when near zero, else a downward spike when far enough.
+    Readings above the level are a spike unless a flat run (``run_from``) ends at the level
+    and they are its catch-up (:func:`_catches_up`): the stuck register catching up (rule 3).
+    Readings below it are a transient zero (a ``counter.reset``) when near zero, else a
+    downward spike when far enough.
     """
     m = meter.spec.multiplier
     level, back = float(acc_v[j - 1]), float(acc_v[j])
@@ -650,10 +685,7 @@ def _excursion(
     if highs.any():
         hts, hvs = ts[highs], vals[highs]
         k = int(np.argmax(hvs))
-        catching_up = run_from is not None and (hvs[k] - run_from[1]) * m <= bound_rate * (
-            hts[k] - run_from[0]
-        ) * (1 + 1e-9)
-        if not catching_up:
+        if not _catches_up(meter, run_from, float(hvs[k]), float(hts[k]), bound_rate):
             found += _spike(
                 meter,
                 at_s=float(hts[k]),
@@ -793,7 +825,12 @@ def interval_findings(
     DOMAIN.md §8), or when it is at least
     :data:`INTERVAL_SPIKE_RATIO` times the higher of the medians of the
     :data:`INTERVAL_NEIGHBOURS` readings before and after it (it returned: one reading after
-    it at least). A spike the arithmetic booked is critical: it inflates the energy figures.
+    it at least). A daily (or longer) reading is one day's consumption, which depends on the
+    day class (DOMAIN.md §5 working days as a driver, §6 weekday/weekend shifts): its
+    neighbours are the nearest readings of days of its own class, working day or not
+    (Saturday, Sunday, public holiday; 调休 weekends work), on either side that has them, so
+    a working day between holidays is not a spike.
+    A spike the arithmetic booked is critical: it inflates the energy figures.
     """
     t, v = _finite(ts_s, values)
     keep = (t <= now_s) & (v >= 0)
@@ -803,6 +840,7 @@ def interval_findings(
     cap = meter.spec.rated_capacity_per_h
     findings: list[Finding] = []
     n = len(t)
+    working = _working_days(t - meter.spec.interval_s) if meter.spec.interval_s >= _DAY_S else None
     for i in range(n):
         if t[i] <= report_from_s:
             continue
@@ -811,12 +849,20 @@ def interval_findings(
         refused = int(steps.kind[i]) == REFUSED and (
             cap is None or v[i] * m > cap * meter.spec.interval_s / 3600 * (1 + 1e-9)
         )
-        before = v[max(0, i - INTERVAL_NEIGHBOURS) : i]
-        after = v[i + 1 : i + 1 + INTERVAL_NEIGHBOURS]
+        if working is None:
+            before = v[max(0, i - INTERVAL_NEIGHBOURS) : i]
+            after = v[i + 1 : i + 1 + INTERVAL_NEIGHBOURS]
+            sides = len(before) > 0 and len(after) > 0
+        else:  # a day's reading against the nearest days of its own class, either side
+            same = np.flatnonzero(working == working[i])
+            k = int(np.searchsorted(same, i))
+            before = v[same[max(0, k - INTERVAL_NEIGHBOURS) : k]]
+            after = v[same[k + 1 : k + 1 + INTERVAL_NEIGHBOURS]]
+            sides = len(before) + len(after) > 0 and i + 1 < n  # it returned: a later reading
         ref = max(
             float(np.median(before)) if len(before) else 0.0, float(np.median(after)) if len(after) else 0.0
         )
-        ratio = v[i] / ref if ref > 0 and len(before) and len(after) else math.nan
+        ratio = v[i] / ref if ref > 0 and sides else math.nan
         by_ratio = math.isfinite(ratio) and ratio >= INTERVAL_SPIKE_RATIO
         if not (refused or by_ratio):
             continue
@@ -843,6 +889,9 @@ def interval_findings(
                     "rule": "refused" if refused else "neighbours",
                     "neighbour_median": ref * m,
                     "ratio_to_neighbours": _num(ratio),
+                    "neighbour_days": None
+                    if working is None
+                    else ("working" if working[i] else "non_working"),
                     "capacity_bound": _num(bound),
                     "capacity_ratio": _num(qty / bound) if cap else None,
                     "booked": not refused,
@@ -855,6 +904,20 @@ def interval_findings(
 
 def _local_day(ts_s: float) -> int:
     return int((ts_s + _LOCAL_OFFSET_S) // _DAY_S)
+
+
+def _working_days(start_s: Floats) -> npt.NDArray[np.bool_]:
+    """Whether the local day (Asia/Shanghai) of each interval start [s] is a working day.
+
+    China calendar of the ``holidays`` package (国务院办公厅 notices), with the weekend days
+    worked in exchange (调休) as working days, as :func:`analytics.detect.consumption.day_classes`.
+    """
+    if len(start_s) == 0:
+        return np.zeros(0, dtype=np.bool_)
+    days = np.array([_local_day(float(x)) for x in start_s], dtype=np.int64)
+    first = int(days.min())
+    classes = day_classes(_dt(first * _DAY_S).date(), int(days.max()) - first + 1)
+    return np.asarray(classes[days - first] == WORKING, dtype=np.bool_)
 
 
 def conflict_findings(
