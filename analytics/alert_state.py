@@ -126,7 +126,6 @@ class StoredAlert:
     kind, subject : what the alert is about.
     severity : its current severity.
     state : its state.
-    started_at : start of its first episode.
     last_seen_at : the ``now`` of the latest run that found it.
     episode_starts : ``started_at`` of every episode it absorbed.
     resolved_at : when it was resolved (None while unresolved).
@@ -138,7 +137,6 @@ class StoredAlert:
     subject: str
     severity: Severity
     state: AlertState
-    started_at: datetime
     last_seen_at: datetime
     episode_starts: tuple[datetime, ...]
     resolved_at: datetime | None = None
@@ -275,7 +273,7 @@ def plan(
             actions.append(action)
             if action.state is AlertState.RESOLVED:
                 done[(*key, finding.started_at)] = StoredAlert(
-                    -1, *key, action.severity, action.state, finding.started_at, now, action.episode_starts
+                    -1, *key, action.severity, action.state, now, action.episode_starts
                 )
             else:
                 opened += 1  # stands for the new alert until the store gives it an id
@@ -284,7 +282,6 @@ def plan(
                     *key,
                     action.severity,
                     action.state,
-                    finding.started_at,
                     now,
                     action.episode_starts,
                 )

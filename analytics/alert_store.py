@@ -40,6 +40,8 @@ from analytics.alert_state import (
 from analytics.findings import Detection, Finding, Severity
 
 __all__ = [
+    "STATES",
+    "UNRESOLVED_STATES",
     "AlertDetail",
     "AlertError",
     "AlertFilter",
@@ -60,21 +62,23 @@ Connection = psycopg.Connection[Any]
 # runs of the same detector apply one after the other and cannot both open an alert.
 _LOCK_CLASS = 0x616C7274
 
-_UNRESOLVED = (
-    "SELECT alert_id, kind, subject, severity, state, started_at, last_seen_at, episode_starts,"
-    " resolved_at, resolution FROM analytics.alert"
-    " WHERE state <> 'resolved' AND kind = ANY(%s::text[]) ORDER BY alert_id FOR UPDATE"
+# The columns of a StoredAlert, in its order.
+_STORED = sql.SQL(
+    "SELECT alert_id, kind, subject, severity, state, last_seen_at, episode_starts, resolved_at,"
+    " resolution FROM analytics.alert"
 )
+_UNRESOLVED = sql.SQL(
+    "{} WHERE state <> 'resolved' AND kind = ANY(%s::text[]) ORDER BY alert_id FOR UPDATE"
+).format(_STORED)
 # Resolved alerts holding one of the findings' episodes (by the index on resolved (kind, subject)).
-_RESOLVED = (
-    "SELECT alert_id, kind, subject, severity, state, started_at, last_seen_at, episode_starts,"
-    " resolved_at, resolution FROM analytics.alert WHERE alert_id IN ("
+_RESOLVED = sql.SQL(
+    "{} WHERE alert_id IN ("
     " SELECT a.alert_id"
     " FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) AS f(kind, subject, started_at)"
     " JOIN analytics.alert a ON a.kind = f.kind AND a.subject = f.subject AND a.state = 'resolved'"
     " WHERE f.started_at = ANY(a.episode_starts))"
     " ORDER BY alert_id FOR UPDATE"
-)
+).format(_STORED)
 
 # Registry ids a finding did not give, from the codes in its subject.
 _IDS = sql.SQL(
@@ -142,14 +146,13 @@ def _dumps(value: object) -> str:
 
 
 def _stored(row: Sequence[Any]) -> StoredAlert:
-    alert_id, kind, subject, severity, state, started_at, last_seen_at, episodes, resolved_at, res = row
+    alert_id, kind, subject, severity, state, last_seen_at, episodes, resolved_at, res = row
     return StoredAlert(
         alert_id=int(alert_id),
         kind=str(kind),
         subject=str(subject),
         severity=Severity.parse(str(severity)),
         state=AlertState(str(state)),
-        started_at=started_at,
         last_seen_at=last_seen_at,
         episode_starts=tuple(episodes),
         resolved_at=resolved_at,
@@ -248,7 +251,7 @@ class BadFilterError(AlertError, ValueError):
     """A filter of :func:`list_alerts` that cannot match anything (unknown park, bad state …)."""
 
 
-_STATES = tuple(s.value for s in AlertState)
+STATES = tuple(s.value for s in AlertState)
 UNRESOLVED_STATES = (AlertState.OPEN.value, AlertState.ACKNOWLEDGED.value)
 
 
@@ -278,9 +281,9 @@ class AlertFilter:
     limit: int = 100
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.states) - set(_STATES))
+        unknown = sorted(set(self.states) - set(STATES))
         if unknown or not self.states:
-            raise BadFilterError(f"unknown state {', '.join(unknown)!r} (states: {', '.join(_STATES)})")
+            raise BadFilterError(f"unknown state {', '.join(unknown)!r} (states: {', '.join(STATES)})")
         for name, value in (("since", self.since), ("until", self.until)):
             if value is not None and value.tzinfo is None:
                 raise BadFilterError(f"{name} must be timezone-aware")

@@ -16,7 +16,7 @@ import importlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, astuple, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -77,14 +77,7 @@ class GroupOutcome:
     reopened: int = 0
 
     def __add__(self, other: GroupOutcome) -> GroupOutcome:
-        return GroupOutcome(
-            self.findings + other.findings,
-            self.opened + other.opened,
-            self.updated + other.updated,
-            self.escalated + other.escalated,
-            self.resolved + other.resolved,
-            self.reopened + other.reopened,
-        )
+        return GroupOutcome(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
     def __str__(self) -> str:
         return (
@@ -107,14 +100,7 @@ def run_detector(conn: Connection, detector: Detector, now: datetime) -> GroupOu
     started = time.monotonic()
     detection = detector.function()(conn, now)
     applied = apply_detection(conn, detection)
-    outcome = GroupOutcome(
-        len(detection.findings),
-        applied.opened,
-        applied.updated,
-        applied.escalated,
-        applied.resolved,
-        applied.reopened,
-    )
+    outcome = GroupOutcome(len(detection.findings), **asdict(applied))
     log.debug(
         "detector %s at %s in %.3f s: %s",
         detector.name,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from enum import StrEnum
@@ -16,10 +16,10 @@ import typer
 from rich.table import Table
 
 from analytics.alert_store import (
+    STATES,
+    UNRESOLVED_STATES,
     AlertError,
     AlertFilter,
-    BadFilterError,
-    UnknownAlertError,
     acknowledge,
     get_alert,
     list_alerts,
@@ -37,7 +37,6 @@ alerts_app = typer.Typer(
 )
 
 LOCAL = ZoneInfo("Asia/Shanghai")  # times are shown in China's time (UTC+8, no DST)
-STATES = ("open", "acknowledged", "resolved")
 
 
 class Lang(StrEnum):
@@ -181,7 +180,7 @@ def _database(ctx: typer.Context) -> Iterator[psycopg.Connection[Any]]:
     try:
         with connect(url, autocommit=True) as conn:
             yield conn
-    except (UnknownAlertError, BadFilterError, AlertError) as exc:
+    except AlertError as exc:
         raise fail(str(exc), 2) from exc
     except psycopg.Error as exc:
         raise fail(f"database: {exc}") from exc
@@ -217,7 +216,7 @@ def alerts_list(  # noqa: PLR0917 (typer: one parameter per option)
     lang: Annotated[Lang, _LANG] = Lang.zh,
 ) -> None:
     """List alerts (default: the open and acknowledged ones), most severe and latest first."""
-    states = tuple(STATES if state and "all" in state else (state or ("open", "acknowledged")))
+    states = STATES if state and "all" in state else tuple(state or UNRESOLVED_STATES)
     try:
         minimum = Severity.parse(severity) if severity else None
         filters = AlertFilter(
@@ -260,6 +259,11 @@ def _figure(value: object, unit: object) -> str:
     return "" if value is None else f"{value:g} {unit}".strip() if isinstance(value, float) else str(value)
 
 
+def _joined(*values: object) -> str:
+    """The values that are not empty, separated by spaces."""
+    return " ".join(str(v) for v in values if v)
+
+
 @alerts_app.command("show")
 def alerts_show(
     ctx: typer.Context,
@@ -280,51 +284,38 @@ def alerts_show(
     title = f"#{a['alert_id']} {a['kind']} · {_label(a['severity'], lang)} · {_label(a['state'], lang)}"
     console.print(title, markup=False, style="bold")
     console.print(str(a["summary_zh" if lang is Lang.zh else "summary_en"]), markup=False)
-    low, high = a["expected_low"], a["expected_high"]
-    if low is None or high is None:
-        expected = f"≤ {_figure(high, a['unit'])}" if high is not None else f"≥ {_figure(low, a['unit'])}"
+    low, high, unit = a["expected_low"], a["expected_high"], a["unit"]
+    if low is None and high is None:
+        expected = ""
+    elif low is None:
+        expected = f"≤ {_figure(high, unit)}"
+    elif high is None:
+        expected = f"≥ {_figure(low, unit)}"
     else:
-        expected = (
-            _figure(low, a["unit"]) if low == high else f"{_figure(low, '')} – {_figure(high, a['unit'])}"
-        )
-    fields: list[tuple[str, Callable[[], str]]] = [
-        ("subject", lambda: str(a["subject"])),
-        ("park", lambda: " ".join(str(v) for v in (a["park_code"], a["park_name"]) if v)),
-        ("enterprise", lambda: " ".join(str(v) for v in (a["enterprise_code"], a["enterprise_name"]) if v)),
-        ("meter", lambda: str(a["meter_code"] or "")),
-        ("detector", lambda: str(a["detector"])),
-        ("started_at", lambda: _local(a["started_at"])),
-        ("ended_at", lambda: _local(a["ended_at"])),
-        ("opened_at", lambda: _local(a["opened_at"])),
-        ("last_seen_at", lambda: _local(a["last_seen_at"])),
-        ("occurrences", lambda: str(a["occurrences"])),
-        ("observed", lambda: _figure(a["observed"], a["unit"])),
-        ("expected", lambda: expected if low is not None or high is not None else ""),
-        ("score", lambda: _figure(a["score"], "")),
-        (
-            "acknowledged",
-            lambda: " ".join(
-                v
-                for v in (_local(a["acknowledged_at"]), a["acknowledged_by"] or "", a["ack_note"] or "")
-                if v
-            ),
-        ),
+        expected = _figure(low, unit) if low == high else f"{_figure(low, '')} – {_figure(high, unit)}"
+    fields = [
+        ("subject", str(a["subject"])),
+        ("park", _joined(a["park_code"], a["park_name"])),
+        ("enterprise", _joined(a["enterprise_code"], a["enterprise_name"])),
+        ("meter", str(a["meter_code"] or "")),
+        ("detector", str(a["detector"])),
+        ("started_at", _local(a["started_at"])),
+        ("ended_at", _local(a["ended_at"])),
+        ("opened_at", _local(a["opened_at"])),
+        ("last_seen_at", _local(a["last_seen_at"])),
+        ("occurrences", str(a["occurrences"])),
+        ("observed", _figure(a["observed"], unit)),
+        ("expected", expected),
+        ("score", _figure(a["score"], "")),
+        ("acknowledged", _joined(_local(a["acknowledged_at"]), a["acknowledged_by"], a["ack_note"])),
         (
             "resolved",
-            lambda: " ".join(
-                v
-                for v in (
-                    _local(a["resolved_at"]),
-                    _label(a["resolution"], lang),
-                    a["resolved_by"] or "",
-                    a["resolve_note"] or "",
-                )
-                if v
+            _joined(
+                _local(a["resolved_at"]), _label(a["resolution"], lang), a["resolved_by"], a["resolve_note"]
             ),
         ),
     ]
-    for key, text in fields:
-        value = text()
+    for key, value in fields:
         if value:
             console.print(f"{words[key]}: {value}", markup=False, soft_wrap=True)
     if a["evidence"]:

@@ -82,7 +82,6 @@ def stored(
         subject,
         severity,
         state,
-        started_at,
         last_seen_at,
         (started_at,),
         resolved_at,
