@@ -37,6 +37,7 @@ from analytics.findings import Detection, Finding, Severity
 from parkdata.migrate import migrate
 from tests.harness import load_registry_rows
 from tests.test_detect_offline import meter_row
+from tests.test_detect_offline import series as grid
 
 Conn = psycopg.Connection[Any]
 LOCAL = ZoneInfo("Asia/Shanghai")
@@ -182,15 +183,6 @@ def conn(database_url: str) -> Iterator[Conn]:
 def ids(conn: Conn, tmp_path: Path) -> dict[str, int]:
     rows = [meter_row(ENT_A, "A-EL1"), meter_row(ENT_A, "A-EL2"), meter_row(ENT_B, "B-EL1")]
     return load_registry_rows(conn, tmp_path / "registry.csv", rows)
-
-
-def grid(start: datetime, end: datetime, step: timedelta = Q) -> list[datetime]:
-    out = []
-    t = start
-    while t <= end:
-        out.append(t)
-        t += step
-    return out
 
 
 def publish(

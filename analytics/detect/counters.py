@@ -51,6 +51,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analytics.detect.consumption import WORKING, day_classes
+from analytics.detect.localtime import LOCAL_OFFSET_S
 from analytics.findings import Finding, Severity, meter_subject
 from analytics.intervals import (
     BREAK,
@@ -136,7 +137,6 @@ FALLBACK_RATE_FACTOR = 4.0
 step rates in the window."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_LOCAL_OFFSET_S = 8 * 3600  # Asia/Shanghai, UTC+8, no DST (DESIGN.md wire contract)
 _DAY_S = 86400.0
 _MOVING_PURPOSES = ("consumption", "feedstock")  # generation and export stop with the weather
 
@@ -903,7 +903,7 @@ def interval_findings(
 
 
 def _local_day(ts_s: float) -> int:
-    return int((ts_s + _LOCAL_OFFSET_S) // _DAY_S)
+    return int((ts_s + LOCAL_OFFSET_S) // _DAY_S)
 
 
 def _working_days(start_s: Floats) -> npt.NDArray[np.bool_]:
@@ -936,7 +936,7 @@ def conflict_findings(
             continue
         meter = meters[meter_id]
         ordered = sorted(rows, key=lambda c: (c.ts_s, c.value))
-        day_end_s = (day + 1) * _DAY_S - _LOCAL_OFFSET_S
+        day_end_s = (day + 1) * _DAY_S - LOCAL_OFFSET_S
         ended = float(ordered[-1].ts_s) if now_s >= day_end_s else None
         local = (_dt(day * _DAY_S)).date().isoformat()
         findings.append(

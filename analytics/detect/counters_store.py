@@ -40,6 +40,7 @@ from analytics.detect.counters import (
     reference_movement,
     register_findings,
 )
+from analytics.detect.localtime import local_midnight
 from analytics.energy_store import load_meters
 from analytics.findings import Detection, Finding
 from analytics.intervals import Steps
@@ -70,7 +71,6 @@ CLEAR_AFTER_S = 1800.0
 """An ongoing counter finding not confirmed for two runs of the group clears [s]."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_LOCAL = timedelta(hours=8)  # Asia/Shanghai, no DST
 _PAIR = np.dtype(">f8")
 
 _METERS = """
@@ -230,14 +230,10 @@ def detect_counters(conn: Connection, now: datetime) -> Detection:
         else:
             findings += interval_findings(meter, t, v, now_s, report_from)
 
-    local_midnight = (now.astimezone(UTC) + _LOCAL).replace(
-        hour=0, minute=0, second=0, microsecond=0
-    ) - _LOCAL
+    today = local_midnight(now)
     conflicts = [
         Conflict(int(m), float(ts), float(value), None if stored is None else float(stored))
-        for m, ts, value, stored in conn.execute(
-            _CONFLICTS, {"now": now, "lo": local_midnight - timedelta(days=1)}
-        )
+        for m, ts, value, stored in conn.execute(_CONFLICTS, {"now": now, "lo": today - timedelta(days=1)})
     ]
     findings += conflict_findings(meters, conflicts, now_s)
     subjects = _subjects(meters, set(series) | {c.meter_id for c in conflicts})

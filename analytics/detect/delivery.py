@@ -44,12 +44,12 @@ from __future__ import annotations
 import json
 import re
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import Any, TypeVar
 
+from analytics.detect.localtime import LOCAL, local_iso, local_midnight
 from analytics.findings import Finding, Severity, gateway_subject, meter_subject
 
 __all__ = [
@@ -75,8 +75,7 @@ CLOCK_SKEW = "clock.skew"
 QUARANTINE_PREFIXES = ("topic", "payload", "registry", "unit", "timestamp", "value", "db")
 """Reason prefixes of the collector's quarantine codes (docs/collector.md)."""
 
-LOCAL = ZoneInfo("Asia/Shanghai")  # DESIGN.md wire contract: calendar days in Asia/Shanghai
-EARLIEST = datetime(2015, 1, 1, tzinfo=ZoneInfo("Asia/Shanghai"))  # collector: timestamp.too_old
+EARLIEST = datetime(2015, 1, 1, tzinfo=LOCAL)  # collector: timestamp.too_old
 FUTURE_TOLERANCE = timedelta(minutes=5)  # collector: timestamp.future
 INFO_REASONS = frozenset({"value.not_numeric", "value.missing"})
 
@@ -153,11 +152,6 @@ class OffGridReading:
     interval_s: int
 
 
-def _iso(t: datetime) -> str:
-    """A time in evidence: ISO 8601 in local time (Asia/Shanghai)."""
-    return t.astimezone(LOCAL).isoformat()
-
-
 def _clusters(times: Sequence[datetime], split_s: float) -> list[tuple[int, int]]:
     """Index ranges [i, j) of sorted ``times`` with no step above ``split_s``."""
     out: list[tuple[int, int]] = []
@@ -169,9 +163,34 @@ def _clusters(times: Sequence[datetime], split_s: float) -> list[tuple[int, int]
     return [c for c in out if c[1] > c[0]]
 
 
-def _truncated(first: datetime, window_start: datetime, rules: DeliveryRules) -> bool:
-    """An episode that may have begun before the lookback (its identity could shift)."""
-    return (first - window_start).total_seconds() <= rules.split_s
+_R = TypeVar("_R", LateReading, OffGridReading)
+
+
+def _gateway_episodes(
+    readings: Sequence[_R], gateways: Mapping[int, GatewayRef], split_s: float
+) -> Iterator[tuple[GatewayRef, list[_R]]]:
+    """Per known gateway (by enterprise id), its readings closer than ``split_s`` in event time."""
+    by_enterprise: dict[int, list[_R]] = {}
+    for r in readings:
+        by_enterprise.setdefault(r.enterprise_id, []).append(r)
+    for eid, rows in sorted(by_enterprise.items()):
+        gw = gateways.get(eid)
+        if gw is None:
+            continue
+        rows.sort(key=lambda r: (r.ts, r.meter_code))
+        for i, j in _clusters([r.ts for r in rows], split_s):
+            yield gw, rows[i:j]
+
+
+def _episode_end(
+    first: datetime, last: datetime, last_good: datetime | None, window_start: datetime, rules: DeliveryRules
+) -> tuple[bool, datetime | None]:
+    """(whether the episode is reported, its end): it ends at ``last`` once a good reading
+    follows; an ended episode that may have begun before the lookback is left out (its start,
+    hence its identity, is not known)."""
+    ended_at = last if last_good is not None and last_good > last else None
+    truncated = (first - window_start).total_seconds() <= rules.split_s
+    return not (ended_at is not None and truncated), ended_at
 
 
 def late_findings(
@@ -191,60 +210,51 @@ def late_findings(
     window_start : start of the lookback; an ended episode that may have begun before it
         is left out (its start is not known).
     """
-    by_enterprise: dict[int, list[LateReading]] = {}
-    for r in late:
-        by_enterprise.setdefault(r.enterprise_id, []).append(r)
     findings: list[Finding] = []
-    for eid, rows in sorted(by_enterprise.items()):
-        gw = gateways.get(eid)
-        if gw is None:
+    for gw, episode in _gateway_episodes(late, gateways, rules.split_s):
+        eid = gw.enterprise_id
+        if len(episode) < rules.min_late_readings:
             continue
-        rows.sort(key=lambda r: (r.ts, r.meter_code))
-        for i, j in _clusters([r.ts for r in rows], rules.split_s):
-            episode = rows[i:j]
-            if len(episode) < rules.min_late_readings:
-                continue
-            first, last = episode[0].ts, episode[-1].ts
-            on_time = last_on_time.get(eid)
-            ended_at = last if on_time is not None and on_time > last else None
-            if ended_at is not None and _truncated(first, window_start, rules):
-                continue
-            worst = max(r.lateness_s for r in episode)
-            threshold = min(late_threshold_s(r.interval_s, rules) for r in episode)
-            meters = sorted({r.meter_code for r in episode})
-            findings.append(
-                Finding(
-                    kind=DELIVERY_LATE,
-                    severity=Severity.WARNING,
-                    subject=gw.subject,
-                    started_at=first,
-                    ended_at=ended_at,
-                    summary_zh=(
-                        f"企业 {gw.enterprise_code} 网关迟到上报：{len(episode)} 条读数，"
-                        f"最多晚 {worst / 60:.0f} 分钟"
-                    ),
-                    summary_en=(
-                        f"Gateway of {gw.enterprise_code} delivered late: {len(episode)} readings, "
-                        f"up to {worst / 60:.0f} min late"
-                    ),
-                    enterprise_id=eid,
-                    park_id=gw.park_id,
-                    observed=worst,
-                    expected_low=0.0,
-                    expected_high=threshold,
-                    score=worst / threshold,
-                    unit="s",
-                    evidence={
-                        "max_lateness_s": worst,
-                        "readings": len(episode),
-                        "meters": meters,
-                        "first_ts": _iso(first),
-                        "last_ts": _iso(last),
-                        "threshold_s": threshold,
-                        "lateness": "max(greatest ts received before - ts, received_at - ts if received)",
-                    },
-                )
+        first, last = episode[0].ts, episode[-1].ts
+        kept, ended_at = _episode_end(first, last, last_on_time.get(eid), window_start, rules)
+        if not kept:
+            continue
+        worst = max(r.lateness_s for r in episode)
+        threshold = min(late_threshold_s(r.interval_s, rules) for r in episode)
+        meters = sorted({r.meter_code for r in episode})
+        findings.append(
+            Finding(
+                kind=DELIVERY_LATE,
+                severity=Severity.WARNING,
+                subject=gw.subject,
+                started_at=first,
+                ended_at=ended_at,
+                summary_zh=(
+                    f"企业 {gw.enterprise_code} 网关迟到上报：{len(episode)} 条读数，"
+                    f"最多晚 {worst / 60:.0f} 分钟"
+                ),
+                summary_en=(
+                    f"Gateway of {gw.enterprise_code} delivered late: {len(episode)} readings, "
+                    f"up to {worst / 60:.0f} min late"
+                ),
+                enterprise_id=eid,
+                park_id=gw.park_id,
+                observed=worst,
+                expected_low=0.0,
+                expected_high=threshold,
+                score=worst / threshold,
+                unit="s",
+                evidence={
+                    "max_lateness_s": worst,
+                    "readings": len(episode),
+                    "meters": meters,
+                    "first_ts": local_iso(first),
+                    "last_ts": local_iso(last),
+                    "threshold_s": threshold,
+                    "lateness": "max(greatest ts received before - ts, received_at - ts if received)",
+                },
             )
+        )
     return findings
 
 
@@ -264,72 +274,63 @@ def skew_findings(
     last_on_grid : per enterprise, its latest on-grid reading.
     window_start : start of the lookback (see :func:`late_findings`).
     """
-    by_enterprise: dict[int, list[OffGridReading]] = {}
-    for r in off_grid:
-        by_enterprise.setdefault(r.enterprise_id, []).append(r)
     findings: list[Finding] = []
-    for eid, rows in sorted(by_enterprise.items()):
-        gw = gateways.get(eid)
-        if gw is None:
+    for gw, episode in _gateway_episodes(off_grid, gateways, rules.split_s):
+        eid = gw.enterprise_id
+        meters = sorted({r.meter_code for r in episode})
+        if len(episode) < rules.min_skew_readings or len(meters) < min(2, max(1, gw.meters_reporting)):
             continue
-        rows.sort(key=lambda r: (r.ts, r.meter_code))
-        for i, j in _clusters([r.ts for r in rows], rules.split_s):
-            episode = rows[i:j]
-            meters = sorted({r.meter_code for r in episode})
-            if len(episode) < rules.min_skew_readings or len(meters) < min(2, max(1, gw.meters_reporting)):
-                continue
-            by_interval: dict[int, list[float]] = {}
-            for r in episode:
-                by_interval.setdefault(r.interval_s, []).append(r.deviation_s)
-            medians = {iv: statistics.median(devs) for iv, devs in by_interval.items()}
-            agree = sum(
-                1
-                for iv, devs in by_interval.items()
-                for d in devs
-                if abs(d - medians[iv]) <= rules.consistent_within_s
+        by_interval: dict[int, list[float]] = {}
+        for r in episode:
+            by_interval.setdefault(r.interval_s, []).append(r.deviation_s)
+        medians = {iv: statistics.median(devs) for iv, devs in by_interval.items()}
+        agree = sum(
+            1
+            for iv, devs in by_interval.items()
+            for d in devs
+            if abs(d - medians[iv]) <= rules.consistent_within_s
+        )
+        if agree < rules.consistent_share * len(episode):
+            continue
+        first, last = episode[0].ts, episode[-1].ts
+        kept, ended_at = _episode_end(first, last, last_on_grid.get(eid), window_start, rules)
+        if not kept:
+            continue
+        main = min(by_interval)  # the shortest interval: the most readings
+        offset = medians[main]
+        findings.append(
+            Finding(
+                kind=CLOCK_SKEW,
+                severity=Severity.WARNING,
+                subject=gw.subject,
+                started_at=first,
+                ended_at=ended_at,
+                summary_zh=(
+                    f"企业 {gw.enterprise_code} 网关时钟偏差：{len(episode)} 条读数偏离上报时刻 "
+                    f"{offset:+.0f} 秒（按 {main} 秒周期）"
+                ),
+                summary_en=(
+                    f"Gateway of {gw.enterprise_code} clock skew: {len(episode)} readings "
+                    f"{offset:+.0f} s off the reporting grid (modulo {main} s)"
+                ),
+                enterprise_id=eid,
+                park_id=gw.park_id,
+                observed=offset,
+                expected_low=-rules.off_grid_s,
+                expected_high=rules.off_grid_s,
+                score=float(agree) / len(episode),
+                unit="s",
+                evidence={
+                    "offset_s": offset,
+                    "offset_by_interval_s": {str(iv): m for iv, m in sorted(medians.items())},
+                    "readings": len(episode),
+                    "meters": meters,
+                    "first_ts": local_iso(first),
+                    "last_ts": local_iso(last),
+                    "off_grid_s": rules.off_grid_s,
+                },
             )
-            if agree < rules.consistent_share * len(episode):
-                continue
-            first, last = episode[0].ts, episode[-1].ts
-            on_grid = last_on_grid.get(eid)
-            ended_at = last if on_grid is not None and on_grid > last else None
-            if ended_at is not None and _truncated(first, window_start, rules):
-                continue
-            main = min(by_interval)  # the shortest interval: the most readings
-            offset = medians[main]
-            findings.append(
-                Finding(
-                    kind=CLOCK_SKEW,
-                    severity=Severity.WARNING,
-                    subject=gw.subject,
-                    started_at=first,
-                    ended_at=ended_at,
-                    summary_zh=(
-                        f"企业 {gw.enterprise_code} 网关时钟偏差：{len(episode)} 条读数偏离上报时刻 "
-                        f"{offset:+.0f} 秒（按 {main} 秒周期）"
-                    ),
-                    summary_en=(
-                        f"Gateway of {gw.enterprise_code} clock skew: {len(episode)} readings "
-                        f"{offset:+.0f} s off the reporting grid (modulo {main} s)"
-                    ),
-                    enterprise_id=eid,
-                    park_id=gw.park_id,
-                    observed=offset,
-                    expected_low=-rules.off_grid_s,
-                    expected_high=rules.off_grid_s,
-                    score=float(agree) / len(episode),
-                    unit="s",
-                    evidence={
-                        "offset_s": offset,
-                        "offset_by_interval_s": {str(iv): m for iv, m in sorted(medians.items())},
-                        "readings": len(episode),
-                        "meters": meters,
-                        "first_ts": _iso(first),
-                        "last_ts": _iso(last),
-                        "off_grid_s": rules.off_grid_s,
-                    },
-                )
-            )
+        )
     return findings
 
 
@@ -420,10 +421,6 @@ def payload_event_time(row: QuarantineRow) -> datetime:
     return row.received_at
 
 
-def _local_day(t: datetime) -> datetime:
-    return datetime.combine(t.astimezone(LOCAL).date(), datetime.min.time(), LOCAL)
-
-
 def quarantine_findings(
     rows: Iterable[QuarantineRow],
     now: datetime,
@@ -445,7 +442,7 @@ def quarantine_findings(
     codes: dict[str, tuple[str | None, str | None]] = {}
     for row in rows:
         at = payload_event_time(row)
-        day = _local_day(at)
+        day = local_midnight(at)
         if at > now or day < window_start:
             continue
         subject, enterprise, meter = topic_subject(row.topic)
@@ -488,7 +485,7 @@ def quarantine_findings(
                     "reasons": reasons,
                     "example_detail": items[0][1].detail[:300],
                     "example_topic": items[0][1].topic,
-                    "event_times": [_iso(at) for at, _ in items[:50]],
+                    "event_times": [local_iso(at) for at, _ in items[:50]],
                 },
             )
         )

@@ -38,6 +38,7 @@ from analytics.detect.delivery import (
     quarantine_kind,
     skew_findings,
 )
+from analytics.detect.localtime import LOCAL_OFFSET_S
 from analytics.findings import Detection
 
 __all__ = ["DETECTOR", "LOOKBACK_S", "detect_delivery"]
@@ -59,7 +60,7 @@ WITH w AS (
     SELECT m.enterprise_id, m.meter_id, m.meter_code, m.expected_interval_s AS iv, r.ts, r.received_at,
            r.ctid AS pos,
            CASE WHEN m.expected_interval_s IS NULL THEN 0
-                ELSE mod(extract(epoch FROM r.ts) + 28800, m.expected_interval_s) END AS phase
+                ELSE mod(extract(epoch FROM r.ts) + %(local_s)s, m.expected_interval_s) END AS phase
     FROM registry.meter m
     CROSS JOIN LATERAL (
         SELECT r.ts, r.received_at, r.ctid FROM ingest.reading r
@@ -93,14 +94,13 @@ UNION ALL
 SELECT 'meters', enterprise_id, NULL, count(DISTINCT meter_id)::int, NULL, NULL FROM g GROUP BY enterprise_id
 """
 
-_GATEWAYS = "SELECT enterprise_id, enterprise_code, park_id FROM registry.enterprise"
-
 _QUARANTINE = """
 SELECT received_at, topic, payload, reason, detail FROM ingest.quarantine
 WHERE received_at > %(start)s
 ORDER BY quarantine_id
 """
 
+# Every enterprise (its gateway), and the codes and ids of its meters.
 _IDS = """
 SELECT e.enterprise_code, m.meter_code, e.enterprise_id, m.meter_id, e.park_id
 FROM registry.enterprise e LEFT JOIN registry.meter m USING (enterprise_id)
@@ -127,6 +127,7 @@ def detect_delivery(conn: Connection, now: datetime, rules: DeliveryRules | None
     params = {
         "now": now,
         "start": start,
+        "local_s": LOCAL_OFFSET_S,
         "tol": rules.off_grid_s,
         "late_min": rules.late_min_s,
         "late_factor": rules.late_intervals,
@@ -147,12 +148,10 @@ def detect_delivery(conn: Connection, now: datetime, rules: DeliveryRules | None
             last_on_grid[int(eid)] = ts
         else:
             reporting[int(eid)] = int(iv)
-    gateways = {
-        int(eid): GatewayRef(int(eid), str(code), int(pid), reporting.get(int(eid), 0))
-        for eid, code, pid in conn.execute(_GATEWAYS).fetchall()
-    }
+    gateways: dict[int, GatewayRef] = {}
     ids: dict[tuple[str, str | None], tuple[int | None, int | None, int | None]] = {}
     for ecode, mcode, eid, mid, pid in conn.execute(_IDS).fetchall():
+        gateways[int(eid)] = GatewayRef(int(eid), str(ecode), int(pid), reporting.get(int(eid), 0))
         ids[(str(ecode), None)] = (int(eid), None, int(pid))
         if mcode is not None:
             ids[(str(ecode), str(mcode))] = (int(eid), int(mid), int(pid))

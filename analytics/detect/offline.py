@@ -38,9 +38,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
+from analytics.detect.localtime import local_iso, local_midnight
 from analytics.findings import Finding, Severity, gateway_subject, meter_subject
+from analytics.intervals import GAP_FACTOR
 
 __all__ = [
     "GATEWAY_OFFLINE",
@@ -63,7 +64,6 @@ METER_GAP = "meter.gap"
 GATEWAY_OFFLINE = "gateway.offline"
 KINDS = (METER_OFFLINE, GATEWAY_OFFLINE, METER_GAP)
 
-LOCAL = ZoneInfo("Asia/Shanghai")  # DESIGN.md wire contract: calendar days in Asia/Shanghai
 RESUME_READINGS = 2
 """Readings after a silence that end its episode (hysteresis, DOMAIN.md §8)."""
 
@@ -85,7 +85,7 @@ class OfflineRules:
     k: float = 3.0
     tolerance_share: float = 0.1
     tolerance_min_s: float = 60.0
-    gap_factor: float = 1.5
+    gap_factor: float = GAP_FACTOR  # the energy accounting's gap (analytics.intervals)
     critical_after_s: float = 86_400.0
     min_gateway_meters: int = 2
 
@@ -343,11 +343,6 @@ def _severity(silent_s: float, rules: OfflineRules) -> Severity:
     return Severity.CRITICAL if silent_s >= rules.critical_after_s else Severity.WARNING
 
 
-def _iso(t: datetime) -> str:
-    """A time in evidence: ISO 8601 in local time (Asia/Shanghai)."""
-    return t.astimezone(LOCAL).isoformat()
-
-
 def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f}"
 
@@ -384,8 +379,8 @@ def meter_findings(outages: Sequence[MeterOutage], rules: OfflineRules) -> list[
                 score=o.silent_s / m.interval_s,
                 unit="s",
                 evidence={
-                    "last_reading_at": _iso(o.started_at),
-                    "first_reading_after": _iso(o.first_after) if o.first_after else None,
+                    "last_reading_at": local_iso(o.started_at),
+                    "first_reading_after": local_iso(o.first_after) if o.first_after else None,
                     "interval_s": m.interval_s,
                     "k": rules.k,
                     "threshold_s": threshold,
@@ -424,10 +419,10 @@ def gateway_findings(outages: Sequence[GatewayOutage], rules: OfflineRules) -> l
                 unit="s",
                 score=float(len(o.meters)),
                 evidence={
-                    "last_reading_at": _iso(o.started_at),
+                    "last_reading_at": local_iso(o.started_at),
                     "silent_meters": list(o.meters),
                     "silent_s": o.silent_s,
-                    "status_offline_at": _iso(o.status_offline_at) if o.status_offline_at else None,
+                    "status_offline_at": local_iso(o.status_offline_at) if o.status_offline_at else None,
                     "k": rules.k,
                 },
             )
@@ -460,7 +455,7 @@ def gap_findings(
         count = round((g.next_ts - g.prev_ts) / step) - 1
         for j in range(1, count + 1):
             t = g.prev_ts + j * step
-            day = datetime.combine(t.astimezone(LOCAL).date(), datetime.min.time(), LOCAL)
+            day = local_midnight(t)
             if day >= window_start and t <= now:
                 days.setdefault((g.key, day), []).append(t)
     findings: list[Finding] = []
@@ -488,7 +483,7 @@ def gap_findings(
                 evidence={
                     "day": date,
                     "missing": len(times),
-                    "missing_at": [_iso(t) for t in times],
+                    "missing_at": [local_iso(t) for t in times],
                     "interval_s": meter.interval_s,
                 },
             )

@@ -21,6 +21,8 @@ from typing import Any
 
 import psycopg
 
+from analytics.detect.delivery import DeliveryRules
+from analytics.detect.localtime import LOCAL_OFFSET_S
 from analytics.detect.offline import (
     GATEWAY_OFFLINE,
     KINDS,
@@ -47,8 +49,10 @@ LOOKBACK_S = 2 * 86_400.0
 HEARTBEAT_STALE_S = 600.0
 """The collector is down when no collector committed a batch for this long (as Grafana's
 collector-down rule, dashboards/alerts.py)."""
-OFF_GRID_TOLERANCE_S = 1.0
-"""A reading at least this far from its meter's reporting grid is off grid [s]."""
+OFF_GRID_TOLERANCE_S = DeliveryRules().off_grid_s
+"""A reading at least this far from its meter's reporting grid is off grid [s]: the
+clock-skew rule's tolerance (``DeliveryRules.off_grid_s``), so that the gap ending a skew
+(:attr:`~analytics.detect.offline.Gap.skew_boundary`) is the one that rule reports."""
 CLEAR_AFTER_S = {METER_OFFLINE: 1800.0, GATEWAY_OFFLINE: 1800.0, METER_GAP: 0.0}
 """An open outage alert that runs no longer find is cleared after 30 min (hysteresis)."""
 
@@ -79,8 +83,8 @@ WITH m AS (
     WHERE expected_interval_s IS NOT NULL AND (retired_at IS NULL OR retired_at > %(now)s)
 ), w AS (
     SELECT m.meter_id, m.enterprise_id, m.iv, r.ts,
-           least(mod(extract(epoch FROM r.ts) + 28800, m.iv),
-                 m.iv - mod(extract(epoch FROM r.ts) + 28800, m.iv)) >= %(tol)s AS off_grid
+           least(mod(extract(epoch FROM r.ts) + %(local_s)s, m.iv),
+                 m.iv - mod(extract(epoch FROM r.ts) + %(local_s)s, m.iv)) >= %(tol)s AS off_grid
     FROM m CROSS JOIN LATERAL (
         (SELECT r.ts FROM ingest.reading r
          WHERE r.meter_id = m.meter_id AND r.ts <= %(start)s ORDER BY r.ts DESC LIMIT 1)
@@ -154,7 +158,13 @@ def detect_offline(conn: Connection, now: datetime, rules: OfflineRules | None =
         for mid, code, eid, ecode, pid, iv, ts in conn.execute(_METERS, {"now": now}).fetchall()
     ]
     seen = [m for m in meters if m.last_ts is not None]
-    params = {"now": now, "start": start, "tol": OFF_GRID_TOLERANCE_S, "factor": rules.gap_factor}
+    params = {
+        "now": now,
+        "start": start,
+        "local_s": LOCAL_OFFSET_S,
+        "tol": OFF_GRID_TOLERANCE_S,
+        "factor": rules.gap_factor,
+    }
     meter_gaps: list[Gap] = []
     enterprise_gaps: list[Gap] = []
     for scope, key, prev_ts, ts, prev_off, off in conn.execute(_GAPS, params).fetchall():
