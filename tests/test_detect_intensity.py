@@ -41,10 +41,8 @@ from analytics.detect.intensity import (
 )
 from analytics.detect.intensity_store import detect_intensity, last_complete_month
 from analytics.findings import Severity
-from parkdata.migrate import migrate
-from parkdata.registry_file import read_registry_file
-from parkdata.registry_store import store_registry
 from parkenergy.cli import app
+from tests.harness import prepare_database
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 runner = CliRunner()
@@ -242,12 +240,10 @@ BASE = 1_200_000 * 0.1229 / 1000 / 12_000
 
 @pytest.fixture
 def park(database_url: str, tmp_path: Path) -> Iterator[str]:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        migrate(conn)
     registry = tmp_path / "registry.csv"
     registry.write_text(REGISTRY, encoding="utf-8")
+    prepare_database(database_url, registry)
     with psycopg.connect(database_url) as conn:
-        store_registry(conn, read_registry_file(registry))
         ids = dict(
             conn.execute(
                 "SELECT e.enterprise_code, m.meter_id FROM registry.meter m JOIN registry.enterprise e"

@@ -41,9 +41,7 @@ from analytics.detect.quality import (
 )
 from analytics.detect.quality_store import detect_quality
 from analytics.findings import Severity
-from parkdata.migrate import migrate
-from parkdata.registry_file import read_registry_file
-from parkdata.registry_store import store_registry
+from tests.harness import prepare_database
 from tests.simulated_park import SimulatedPark
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -179,12 +177,10 @@ MONTH_FACTOR = {"Q1": 1.0, "Q2": 1.10, "Q3": 1.04}
 
 @pytest.fixture
 def park(database_url: str, tmp_path: Path) -> Iterator[str]:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        migrate(conn)
     registry = tmp_path / "registry.csv"
     registry.write_text(REGISTRY, encoding="utf-8")
+    prepare_database(database_url, registry)
     with psycopg.connect(database_url) as conn:
-        store_registry(conn, read_registry_file(registry))
         ids = dict(
             conn.execute(
                 "SELECT e.enterprise_code, m.meter_id FROM registry.meter m JOIN registry.enterprise e"

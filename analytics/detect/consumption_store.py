@@ -120,10 +120,7 @@ def _series(
 
 
 def _known_starts(conn: Connection, subjects: list[str]) -> dict[str, list[datetime]]:
-    """Episode starts of the creep alerts of ``subjects`` (``analytics.alert``, when it exists)."""
-    row = conn.execute("SELECT to_regclass('analytics.alert') IS NOT NULL").fetchone()
-    if not row or not row[0]:
-        return {}
+    """Episode starts of the creep alerts of ``subjects`` (``analytics.alert``)."""
     out: dict[str, list[datetime]] = {}
     for subject, start in conn.execute(_KNOWN, (CREEP, subjects)).fetchall():
         out.setdefault(str(subject), []).append(start)

@@ -43,10 +43,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from analytics.detect.localtime import LOCAL
 from analytics.findings import Finding, Severity, enterprise_subject
 from analytics.target import Status
 
@@ -74,7 +74,6 @@ __all__ = [
 PEER_OUTLIER: Final = "intensity.peer_outlier"
 ABOVE_PATH: Final = "intensity.above_path"
 UNIT: Final = "tce/10^4 yuan"
-LOCAL: Final = ZoneInfo("Asia/Shanghai")
 
 PEER_Z_LIMIT: Final = 3.5
 """|modified z| above which an intensity is an outlier (Iglewicz and Hoaglin 1993)."""
@@ -313,7 +312,6 @@ def peer_outlier_findings(rows: Iterable[EnterpriseIntensity], min_peers: int = 
 def _peer_finding(s: PeerScore, episode: _Episode) -> Finding:
     r = s.row
     high = episode.key == "high"
-    months = _months_between(episode.first, episode.last)
     group_zh = "行业" if s.group == "industry" else "行业大类"
     summary_zh = (
         f"{r.period} 滚动12个月单位增加值能耗 {r.intensity:.4g} tce/万元，"
@@ -325,36 +323,26 @@ def _peer_finding(s: PeerScore, episode: _Episode) -> Finding:
         f"{'above' if high else 'below'} the median {s.median:.4g} of {s.peers} peers in "
         f"{s.group} {s.group_code}; robust z = {s.z:.1f}"
     )
-    return Finding(
+    return _episode_finding(
+        r,
+        episode,
         kind=PEER_OUTLIER,
         severity=Severity.WARNING if high else Severity.INFO,
-        subject=enterprise_subject(r.enterprise_code),
-        started_at=month_start(episode.first),
-        ended_at=None if episode.ongoing else month_end(episode.last),
         summary_zh=summary_zh,
         summary_en=summary_en,
-        enterprise_id=r.enterprise_id,
-        park_id=r.park_id,
-        observed=r.intensity,
         expected_low=s.low,
         expected_high=s.high,
         score=s.z,
-        unit=UNIT,
-        evidence=_evidence(
-            r,
-            direction=episode.key,
-            months=months,
-            first_month=f"{episode.first:%Y-%m}",
-            peer_group=s.group,
-            peer_group_code=s.group_code,
-            peers=s.peers,
-            peer_median=s.median,
-            peer_min=s.peer_min,
-            peer_max=s.peer_max,
-            z_limit=PEER_Z_LIMIT,
-            scale_method=s.method,
-            method="modified z-score of ln(intensity), Iglewicz-Hoaglin 1993",
-        ),
+        direction=episode.key,
+        peer_group=s.group,
+        peer_group_code=s.group_code,
+        peers=s.peers,
+        peer_median=s.median,
+        peer_min=s.peer_min,
+        peer_max=s.peer_max,
+        z_limit=PEER_Z_LIMIT,
+        scale_method=s.method,
+        method="modified z-score of ln(intensity), Iglewicz-Hoaglin 1993",
     )
 
 
@@ -400,9 +388,42 @@ def _path_finding(r: EnterpriseIntensity, episode: _Episode) -> Finding:
         f"rolling-12-month intensity to {r.period} {r.intensity:.4g} tce/10^4 yuan, above its path "
         f"{r.path_value:.4g} ({excess:+.1%}), {change:+.1%} against 2022, {r.status}"
     )
-    return Finding(
+    return _episode_finding(
+        r,
+        episode,
         kind=ABOVE_PATH,
         severity=Severity.CRITICAL if critical else Severity.WARNING,
+        summary_zh=summary_zh,
+        summary_en=summary_en,
+        expected_low=None,
+        expected_high=r.path_value,
+        score=excess,
+        status=r.status,
+        base_2022=r.base_2022,
+        path_value=r.path_value,
+        change_vs_2022=change,
+        above_path=excess,
+        critical_margin_vs_2022=OFF_TRACK_MARGIN,
+    )
+
+
+def _episode_finding(
+    r: EnterpriseIntensity,
+    episode: _Episode,
+    *,
+    kind: str,
+    severity: Severity,
+    summary_zh: str,
+    summary_en: str,
+    expected_low: float | None,
+    expected_high: float | None,
+    score: float,
+    **evidence: Any,
+) -> Finding:
+    """The finding of an enterprise's ``episode``, with the figures of its last month ``r``."""
+    return Finding(
+        kind=kind,
+        severity=severity,
         subject=enterprise_subject(r.enterprise_code),
         started_at=month_start(episode.first),
         ended_at=None if episode.ongoing else month_end(episode.last),
@@ -411,36 +432,24 @@ def _path_finding(r: EnterpriseIntensity, episode: _Episode) -> Finding:
         enterprise_id=r.enterprise_id,
         park_id=r.park_id,
         observed=r.intensity,
-        expected_low=None,
-        expected_high=r.path_value,
-        score=excess,
+        expected_low=expected_low,
+        expected_high=expected_high,
+        score=score,
         unit=UNIT,
-        evidence=_evidence(
-            r,
-            months=_months_between(episode.first, episode.last),
-            first_month=f"{episode.first:%Y-%m}",
-            status=r.status,
-            base_2022=r.base_2022,
-            path_value=r.path_value,
-            change_vs_2022=change,
-            above_path=excess,
-            critical_margin_vs_2022=OFF_TRACK_MARGIN,
-        ),
+        evidence={
+            "period_type": r.period_type,
+            "period": r.period,
+            "variant": r.variant,
+            "intensity": r.intensity,
+            "energy_tce": r.energy_tce,
+            "value_added_10k_yuan": r.value_added_10k_yuan,
+            "coverage": r.coverage,
+            "industry_code": r.industry_code,
+            "months": _months_between(episode.first, episode.last),
+            "first_month": f"{episode.first:%Y-%m}",
+            **evidence,
+        },
     )
-
-
-def _evidence(r: EnterpriseIntensity, **more: Any) -> dict[str, Any]:
-    return {
-        "period_type": r.period_type,
-        "period": r.period,
-        "variant": r.variant,
-        "intensity": r.intensity,
-        "energy_tce": r.energy_tce,
-        "value_added_10k_yuan": r.value_added_10k_yuan,
-        "coverage": r.coverage,
-        "industry_code": r.industry_code,
-        **more,
-    }
 
 
 def _months_between(first: date, last: date) -> int:
