@@ -24,10 +24,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 from parkdata.carriers import MeterPurpose
 
 __all__ = [
+    "ASSESSED_VARIANT",
     "KGCE_PER_TCE",
     "EnergyVariants",
     "MeterQuantity",
@@ -46,6 +48,12 @@ class Variant(StrEnum):
     GROSS = "gross"
     EXCL_FEEDSTOCK = "excl_feedstock"
     EXCL_FEEDSTOCK_NONFOSSIL = "excl_feedstock_nonfossil"
+
+
+ASSESSED_VARIANT: Final = Variant.EXCL_FEEDSTOCK_NONFOSSIL
+"""The variant the intensity target is assessed in: without feedstock (发改环资〔2022〕803号) and
+non-fossil energy (发改环资〔2024〕113号: 非化石能源不纳入能源消耗总量和强度调控). Headline figures
+(report, demo summary, target alerts) use it."""
 
 
 def tce(quantity: float, kgce_per_unit: float) -> float:

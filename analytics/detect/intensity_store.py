@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import psycopg
 
-from analytics.accounting import Variant
+from analytics.accounting import ASSESSED_VARIANT, Variant
 from analytics.detect.intensity import (
     ABOVE_PATH,
     LOCAL,
@@ -31,8 +31,8 @@ Connection = psycopg.Connection[Any]
 
 DETECTOR: Final = "intensity"
 PERIOD_TYPE: Final = "rolling12"
-VARIANT: Final = Variant.EXCL_FEEDSTOCK_NONFOSSIL
-"""The variant the target is assessed in (发改环资〔2022〕803号, 发改环资〔2024〕113号)."""
+VARIANT: Final = ASSESSED_VARIANT
+"""The variant the target is assessed in."""
 LOOKBACK_MONTHS: Final = 36
 """Months of figures read: an episode up to three years long keeps its start."""
 CLEAR_AFTER_S: Final = 0.0
