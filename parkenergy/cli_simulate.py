@@ -7,9 +7,9 @@ import logging
 import signal
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -18,17 +18,14 @@ from typing import Annotated, TextIO
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from collector.service import Collector, CollectorConfig
-from parkdata.db import connect
-from parkdata.registry_file import read_meter_events_file, read_registry_file
-from parkdata.registry_store import store_meter_events, store_registry
+from collector.service import CollectorConfig
 from parkdata.settings import MqttEndpoint, Settings
-from parkenergy import services
+from parkenergy import pipeline, services
 from parkenergy.clikit import console, err_console, fail, settings_of
 from simulators.faults import FaultRateError, FaultRates, load_rates
 from simulators.files import append_meter_events
 from simulators.generator import Replacement
-from simulators.publish import BulkPublisher, GatewayFleet, PublishError
+from simulators.publish import PublishError
 from simulators.run import Progress as SimProgress
 from simulators.run import RunStats, Simulation, SimulationConfig, now_cst
 from simulators.timebase import EPOCH, parse_moment
@@ -41,11 +38,12 @@ def register(app: typer.Typer) -> None:
     app.command("simulate")(simulate)
 
 
-def _moment(text: str | None, default: datetime) -> datetime:
+def moment_option(text: str | None, default: datetime, now: datetime | None = None) -> datetime:
+    """``NOW`` (``now``), a date or an ISO time (``default`` when None); not one of them: exit 2."""
     if text is None:
         return default
     try:
-        return parse_moment(text)
+        return parse_moment(text, now=now)
     except ValueError as exc:
         raise fail(f"not a date or time: {text!r} ({exc})", 2) from exc
 
@@ -72,28 +70,24 @@ def _rates(no_faults: bool, profile: Path | None, scale: float | None, overrides
 
 
 def _load_registry(url: str, registry: Path, events: Path) -> None:
-    rows = read_registry_file(registry)
-    with connect(url) as conn:
-        summary = store_registry(conn, rows)
-        event_summary = store_meter_events(conn, read_meter_events_file(events))
+    summary, event_summary = pipeline.load_registry(url, registry, events)
     err_console.print(f"registry loaded: {summary}; events: {event_summary}")
 
 
 @contextmanager
-def _collector(settings: Settings, url: str, endpoint: MqttEndpoint) -> Iterator[Collector]:
-    collector = Collector(CollectorConfig.from_settings(settings, url, endpoint))
-    worker = threading.Thread(target=collector.run, name="collector", daemon=True)
-    worker.start()
-    if not collector.wait_connected(30):
-        raise fail(f"the collector could not connect to {endpoint.url}")
+def collector_thread(
+    settings: Settings, url: str, endpoint: MqttEndpoint
+) -> Iterator[pipeline.CollectorThread]:
+    """The collector of ``settings`` on a thread for the block; a connection failure stops the command."""
     try:
-        yield collector
-    finally:
-        collector.stop()
-        worker.join(60)
+        with pipeline.running_collector(CollectorConfig.from_settings(settings, url, endpoint)) as running:
+            yield running
+    except pipeline.PipelineError as exc:
+        raise fail(str(exc)) from exc
 
 
-def _progress() -> Progress:
+def progress_bars() -> Progress:
+    """Progress bars on stderr: description, bar, done/total, detail, elapsed time."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -180,8 +174,8 @@ def simulate(  # noqa: PLR0917 (typer: one parameter per option)
     """
     settings = settings_of(ctx)
     now = now_cst()
-    first = _moment(start, now if live else EPOCH)
-    last = _moment(end, now) if end is not None or not live else None
+    first = moment_option(start, now if live else EPOCH, now)
+    last = moment_option(end, now, now) if end is not None or not live else None
     if first < EPOCH:
         raise fail(f"--start {first.isoformat()} is before the simulation's epoch {EPOCH.isoformat()}", 2)
     if not live and last is not None and last > now:
@@ -272,61 +266,101 @@ def _run(
     events: Path | None,
 ) -> RunStats:
     if dry_run:
-        with _progress() as bar:
+        with progress_bars() as bar:
             task = bar.add_task("generating", total=None, detail="")
-            return sim.backfill(None, truth=truth, progress=_updater(bar, task))
+            return sim.backfill(None, truth=truth, progress=simulation_updater(bar, task))
     with services.broker(settings) as endpoint:
+        if collect and not live:
+            assert url is not None
+            with collector_thread(settings, url, endpoint) as running:
+                return collect_with_progress(sim, running, endpoint, truth=truth, max_inflight=max_inflight)
         if collect:
             assert url is not None
-            with _collector(settings, url, endpoint) as collector:
-                stats = _publish(
-                    sim,
-                    endpoint,
-                    live=live,
-                    speed=speed,
-                    truth=truth,
-                    max_inflight=max_inflight,
-                    events=events,
-                )
-                _wait_committed(collector, stats.messages)
+            with collector_thread(settings, url, endpoint) as running:
+                stats = _live(sim, endpoint, speed=speed, truth=truth, events=events)
+                committed_with_progress(running, stats.messages)
                 return stats
-        return _publish(
-            sim, endpoint, live=live, speed=speed, truth=truth, max_inflight=max_inflight, events=events
-        )
+        if live:
+            return _live(sim, endpoint, speed=speed, truth=truth, events=events)
+        return _backfill(sim, endpoint, truth=truth, max_inflight=max_inflight)
 
 
-def _updater(bar: Progress, task: TaskID) -> Callable[[SimProgress], None]:
+@dataclass(frozen=True, slots=True)
+class BackfillLabels:
+    """Texts of the backfill's progress bars; ``days`` is formatted with ``readings`` and ``messages``."""
+
+    backfill: str = "backfill"
+    committing: str = "collector committing"
+    days: str = "days · {readings:,} readings in {messages:,} messages"
+    messages: str = "messages"
+
+
+def simulation_updater(
+    bar: Progress, task: TaskID, labels: BackfillLabels = BackfillLabels()
+) -> Callable[[SimProgress], None]:
+    """A simulator progress callback that moves ``task`` of ``bar`` (days; readings in messages)."""
+
     def update(p: SimProgress) -> None:
         bar.update(
             task,
             total=p.days_total,
             completed=p.days_done,
-            detail=f"days · {p.readings:,} readings in {p.messages:,} messages",
+            detail=labels.days.format(readings=p.readings, messages=p.messages),
         )
 
     return update
 
 
-def _publish(
+def collect_with_progress(
     sim: Simulation,
+    running: pipeline.CollectorThread,
     endpoint: MqttEndpoint,
     *,
-    live: bool,
-    speed: float,
     truth: TextIO | None,
     max_inflight: int,
-    events: Path | None,
+    labels: BackfillLabels = BackfillLabels(),
+) -> RunStats:
+    """:func:`parkenergy.pipeline.collect_backfill` with a bar for the backfill and one for the commits."""
+    with progress_bars() as bar:
+        generated = bar.add_task(labels.backfill, total=None, detail="")
+        committed = bar.add_task(labels.committing, total=None, detail=labels.messages)
+        try:
+            return pipeline.collect_backfill(
+                sim,
+                running,
+                endpoint,
+                truth=truth,
+                max_inflight=max_inflight,
+                generated=simulation_updater(bar, generated, labels),
+                committed=lambda done, total: bar.update(committed, completed=done, total=total),
+            )
+        except PublishError as exc:
+            raise fail(str(exc)) from exc
+        except pipeline.PipelineError as exc:
+            raise fail(str(exc)) from exc
+
+
+def committed_with_progress(running: pipeline.CollectorThread, messages: int) -> None:
+    """Wait, with a bar, until the collector has committed ``messages`` messages."""
+    with progress_bars() as bar:
+        task = bar.add_task("collector committing", total=messages, detail="messages")
+        try:
+            pipeline.wait_committed(
+                running, messages, progress=lambda done, total: bar.update(task, completed=done, total=total)
+            )
+        except pipeline.PipelineError as exc:
+            raise fail(str(exc)) from exc
+
+
+def _backfill(
+    sim: Simulation, endpoint: MqttEndpoint, *, truth: TextIO | None, max_inflight: int
 ) -> RunStats:
     try:
-        if live:
-            return _live(sim, endpoint, speed=speed, truth=truth, events=events)
-        publisher = BulkPublisher(endpoint, max_inflight=max_inflight)
-        try:
-            with _progress() as bar:
-                task = bar.add_task("backfill", total=None, detail="")
-                return sim.backfill(publisher.publish, truth=truth, progress=_updater(bar, task))
-        finally:
-            publisher.close()
+        with progress_bars() as bar:
+            task = bar.add_task("backfill", total=None, detail="")
+            return pipeline.publish_backfill(
+                sim, endpoint, truth=truth, max_inflight=max_inflight, progress=simulation_updater(bar, task)
+            )
     except PublishError as exc:
         raise fail(str(exc)) from exc
 
@@ -341,28 +375,20 @@ def _live(
         stop.set()
 
     previous = signal.signal(signal.SIGINT, _stop), signal.signal(signal.SIGTERM, _stop)
-    fleet = GatewayFleet(endpoint, sim.park, sim.config.prefix)
 
     def replaced(rows: list[Replacement]) -> None:
         if events is not None:
             append_meter_events(events, rows)
 
-    err_console.print(f"live: {len(fleet.clients)} gateways connected to {endpoint.url}; Ctrl-C stops")
+    def connected(gateways: int) -> None:
+        err_console.print(f"live: {gateways} gateways connected to {endpoint.url}; Ctrl-C stops")
+
     try:
-        return sim.live(fleet.publish, speed=speed, truth=truth, stop=stop, on_replacement=replaced)
+        return pipeline.run_live(
+            sim, endpoint, speed=speed, stop=stop, truth=truth, on_replacement=replaced, connected=connected
+        )
+    except PublishError as exc:
+        raise fail(str(exc)) from exc
     finally:
-        fleet.close()
         signal.signal(signal.SIGINT, previous[0])
         signal.signal(signal.SIGTERM, previous[1])
-
-
-def _wait_committed(collector: Collector, messages: int, timeout_s: float = 3600.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    with _progress() as bar:
-        task = bar.add_task("collector committing", total=messages, detail="messages")
-        while collector.committed_messages < messages:
-            if time.monotonic() > deadline:
-                raise fail(f"the collector committed {collector.committed_messages} of {messages} messages")
-            bar.update(task, completed=collector.committed_messages)
-            time.sleep(0.2)
-        bar.update(task, completed=messages)
