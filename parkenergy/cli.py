@@ -20,15 +20,27 @@ from collector.registry_cache import load_registry_cache
 from collector.replay import count_replayable, replay_quarantine
 from collector.service import Collector, CollectorConfig
 from collector.validate import Limits
+from dashboards.messages import Lang
 from parkdata.db import connect
 from parkdata.migrate import MigrationError, TimescaleMode, migrate, packaged_migrations, pending
 from parkdata.registry_file import RegistryFileError, read_meter_events_file, read_registry_file
 from parkdata.registry_store import list_meters, store_meter_events, store_registry
 from parkdata.settings import Settings, SettingsError, load_settings
-from parkenergy import cli_accounting, cli_alerts, cli_analyze, cli_dashboards, cli_simulate, services
+from parkenergy import (
+    cli_accounting,
+    cli_alerts,
+    cli_analyze,
+    cli_dashboards,
+    cli_report,
+    cli_simulate,
+    services,
+)
+from parkenergy.cli_dashboards import LangOption
+from parkenergy.cli_simulate import moment_option
 from parkenergy.clikit import Context, console, err_console, fail, fail_problems, print_rows, settings_of
-from parkenergy.demo import run_demo
+from parkenergy.demo import DemoOptions, check_window, run_demo
 from parkenergy.logs import configure_logging
+from simulators.run import now_cst
 
 log = logging.getLogger("parkenergy")
 _Rows = TypeVar("_Rows")
@@ -52,6 +64,7 @@ cli_accounting.register(app)
 cli_analyze.register(app)
 cli_alerts.register(app)
 cli_simulate.register(app)
+cli_report.register(app)
 
 
 @app.callback()
@@ -336,13 +349,60 @@ def embedded_status(ctx: typer.Context) -> None:
 @app.command("demo")
 def demo(
     ctx: typer.Context,
-    days: Annotated[int, typer.Option(min=1, max=366, help="Days of example readings to send.")] = 7,
+    enterprises: Annotated[
+        int, typer.Option("--enterprises", "-n", min=1, max=5000, help="Enterprises of the simulated park.")
+    ] = 40,
+    start: Annotated[
+        str, typer.Option(help="First reading: a date or ISO time (+08:00 if none).")
+    ] = "2022-01-01",
+    end: Annotated[str, typer.Option(help="End of the history (exclusive): NOW, a date or time.")] = "NOW",
+    seed: Annotated[int, typer.Option(min=0, help="Seed of everything random.")] = 1,
+    out: Annotated[
+        Path, typer.Option("--out", file_okay=False, help="Directory for the report, grafana/ and sim/.")
+    ] = Path("parkenergy-demo"),
+    lang: Annotated[
+        LangOption, typer.Option(help="Language of the summary, report and dashboards.")
+    ] = LangOption.zh,
     keep_running: Annotated[
-        bool, typer.Option("--keep-running", help="Leave the collector running afterwards (Ctrl-C stops).")
+        bool,
+        typer.Option(
+            "--keep-running",
+            help="Afterwards keep the collector, the analytics service and a live simulator running "
+            "until Ctrl-C or SIGTERM.",
+        ),
     ] = False,
+    speed: Annotated[
+        float, typer.Option(min=0.001, help="Live simulator: simulated seconds per real second.")
+    ] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
 ) -> None:
-    """Run the whole ingestion path on embedded servers with an example park, then summarise."""
-    run_demo(settings_of(ctx), console, days=days, keep_running=keep_running)
+    """Simulate a park, send its history through MQTT and the collector, run the analytics, summarise.
+
+    Without DATABASE_URL and MQTT_URL it starts an embedded PostgreSQL and broker. Writes the
+    simulated park's files, the monthly report of the last complete month and Grafana
+    provisioning into --out; prints the intensity against 2022 and the 2027 path, the
+    enterprises most off track, unresolved alerts and data coverage.
+    """
+    now = now_cst()
+    first, last = moment_option(start, now, now), moment_option(end, now, now)
+    problem = check_window(first, last, now)
+    if problem is not None:
+        raise fail(problem, 2)
+    options = DemoOptions(
+        start=first,
+        end=last,
+        enterprises=enterprises,
+        seed=seed,
+        out_dir=out,
+        lang=Lang(lang.value),
+        keep_running=keep_running,
+        speed=speed,
+        as_json=as_json,
+    )
+    try:
+        run_demo(settings_of(ctx), options)
+    except OSError as exc:
+        raise fail(f"{exc.filename or out}: {exc.strerror or exc}") from exc
 
 
 def main() -> None:
