@@ -4,27 +4,19 @@ Chinese is the default language (users are park managers and energy-saving
 inspectors in Hubei); ``--lang en`` switches to English. Alert annotations
 may contain Go-template placeholders (``{{ $values.B.Value }}``) that Grafana
 fills with the evidence when the alert fires; both languages carry the same
-placeholders.
+placeholders. The words every surface shares (variants, status, severities,
+alert states, period types, levels) come from :data:`parkdata.i18n.TERMS`.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Final
 
+from parkdata.i18n import Catalogue, Lang, MessageError, term
 
-class Lang(StrEnum):
-    """Language of the generated dashboards and alerts."""
+__all__ = ["Lang", "MessageError", "keys", "text"]
 
-    ZH = "zh"
-    EN = "en"
-
-
-class MessageError(KeyError):
-    """A text key that the catalogue does not have."""
-
-
-_CATALOGUE: Final[dict[str, tuple[str, str]]] = {
+_TEXTS: Final[dict[str, tuple[str, str]]] = {
     # -- folder, dashboards ---------------------------------------------------
     "folder.title": ("园区能耗监测", "Park energy monitoring"),
     "dashboard.quality.title": ("数据质量与采集健康", "Data quality and collector health"),
@@ -42,12 +34,9 @@ _CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "var.industry": ("行业", "Industry"),
     "var.enterprise": ("企业", "Enterprise"),
     "var.variant": ("能耗口径", "Energy variant"),
-    "variant.gross": ("综合能耗", "Gross consumption"),
-    "variant.excl_feedstock": ("扣除原料用能", "Excluding feedstock"),
-    "variant.excl_feedstock_nonfossil": (
-        "扣除原料用能和非化石能源",
-        "Excluding feedstock and non-fossil energy",
-    ),
+    "variant.gross": term("variant.gross"),
+    "variant.excl_feedstock": term("variant.excl_feedstock"),
+    "variant.excl_feedstock_nonfossil": term("variant.excl_feedstock_nonfossil"),
     # -- rows ---------------------------------------------------------------------
     "row.ingest": ("采集", "Ingestion"),
     "row.quarantine": ("隔离区与冲突", "Quarantine and conflicts"),
@@ -83,12 +72,12 @@ _CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "col.event": ("事件", "Event"),
     "col.actor": ("操作人", "By"),
     "col.note": ("说明", "Note"),
-    "value.severity.critical": ("严重", "Critical"),
-    "value.severity.warning": ("警告", "Warning"),
-    "value.severity.info": ("提示", "Info"),
-    "value.alert_state.open": ("待处理", "Open"),
-    "value.alert_state.acknowledged": ("已确认", "Acknowledged"),
-    "value.alert_state.resolved": ("已解决", "Resolved"),
+    "value.severity.critical": term("severity.critical"),
+    "value.severity.warning": term("severity.warning"),
+    "value.severity.info": term("severity.info"),
+    "value.alert_state.open": term("alert_state.open"),
+    "value.alert_state.acknowledged": term("alert_state.acknowledged"),
+    "value.alert_state.resolved": term("alert_state.resolved"),
     "annotation.alerts": ("检测告警", "Detector alerts"),
     # -- panels: data quality -------------------------------------------------------
     "panel.ingest_rate.title": ("采集读数（按事件时间）", "Readings ingested (by event time)"),
@@ -255,14 +244,14 @@ _CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "row.load": ("负荷曲线", "Load profiles"),
     "row.consumption": ("能耗与强度", "Energy and intensity"),
     "row.above_path": ("高于目标路径的企业", "Enterprises above their target path"),
-    "value.status.on_track": ("符合路径", "On track"),
-    "value.status.at_risk": ("有风险", "At risk"),
-    "value.status.off_track": ("偏离", "Off track"),
-    "value.level.city": ("全市", "City"),
-    "value.level.park": ("园区", "Park"),
-    "value.level.enterprise": ("企业", "Enterprise"),
-    "value.period_type.ytd": ("年初至今", "Year to date"),
-    "value.period_type.rolling12": ("滚动 12 个月", "Rolling 12 months"),
+    "value.status.on_track": term("status.on_track"),
+    "value.status.at_risk": term("status.at_risk"),
+    "value.status.off_track": term("status.off_track"),
+    "value.level.city": term("level.city"),
+    "value.level.park": term("level.park"),
+    "value.level.enterprise": term("level.enterprise"),
+    "value.period_type.ytd": term("period_type.ytd"),
+    "value.period_type.rolling12": term("period_type.rolling12"),
     "value.period_type.year": ("全年", "Year"),
     "value.period_type.month": ("月", "Month"),
     "value.coverage_flag.ok": ("正常", "OK"),
@@ -408,8 +397,8 @@ _CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "col.expected_readings": ("应收读数", "Expected readings"),
     "col.estimated_share": ("估算占比", "Estimated share"),
     "col.flagged_quantity": ("被拒增量", "Refused deltas"),
-    "col.off_track": ("偏离", "Off track"),
-    "col.at_risk": ("有风险", "At risk"),
+    "col.off_track": term("status.off_track"),
+    "col.at_risk": term("status.at_risk"),
     "col.above_path": ("高于路径", "Above the path"),
     # -- alert rules ----------------------------------------------------------------------------
     "alert.group.target": ("目标进度", "Target progress"),
@@ -460,21 +449,14 @@ _CATALOGUE: Final[dict[str, tuple[str, str]]] = {
 }
 
 
-def text(key: str, lang: Lang) -> str:
-    """The text of ``key`` in ``lang``.
+_CATALOGUE: Final = Catalogue(_TEXTS)
 
-    Raises
-    ------
-    MessageError
-        The key is not in the catalogue.
-    """
-    try:
-        zh, en = _CATALOGUE[key]
-    except KeyError as exc:
-        raise MessageError(key) from exc
-    return zh if lang is Lang.ZH else en
+
+def text(key: str, lang: Lang) -> str:
+    """The text of ``key`` in ``lang`` (:class:`~parkdata.i18n.MessageError` if unknown)."""
+    return _CATALOGUE.text(key, lang)
 
 
 def keys() -> frozenset[str]:
     """Every key of the catalogue."""
-    return frozenset(_CATALOGUE)
+    return _CATALOGUE.keys()

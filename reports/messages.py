@@ -2,29 +2,18 @@
 
 Chinese is the default (the readers are park managers and energy-saving inspectors in
 Hubei); ``--lang en`` switches to English. Texts may hold ``{name}`` fields filled by
-:func:`text`. Status, severity and variant words are those of the dashboards
-(dashboards/messages.py), so that a figure reads the same in Grafana and in the report.
+:func:`text`. Status, severity, variant and period words are the shared terms of
+:mod:`parkdata.i18n`, so that a figure reads the same in Grafana and in the report.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Final
 
+from parkdata.i18n import Catalogue, Lang, MessageError, term
 from reports.errors import ReportInputError
 
 __all__ = ["Lang", "MessageError", "keys", "parse_lang", "text"]
-
-
-class Lang(StrEnum):
-    """Language of the report."""
-
-    ZH = "zh"
-    EN = "en"
-
-
-class MessageError(KeyError):
-    """A text key that the catalogue does not have."""
 
 
 def parse_lang(value: str | Lang) -> Lang:
@@ -35,11 +24,11 @@ def parse_lang(value: str | Lang) -> Lang:
         raise ReportInputError(f"language must be zh or en, got {value!r}") from None
 
 
-_CATALOGUE: Final[dict[str, tuple[str, str]]] = {
+_TEXTS: Final[dict[str, tuple[str, str]]] = {
     # -- the document -----------------------------------------------------------------------
     "report.title": ("月度节能报告", "Monthly energy-saving report"),
     "report.month": ("{year} 年 {month} 月", "{month_en} {year}"),
-    "report.scope.city": ("全市", "City"),
+    "report.scope.city": term("level.city"),
     "report.scope.park": ("{name}（{code}）", "{name} ({code})"),
     "report.generated": ("生成时间：{time}（北京时间）", "Generated {time} (China time, UTC+8)"),
     "report.variant": ("标题数字口径：{variant}", "Headline figures: {variant}"),
@@ -103,10 +92,10 @@ _CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "col.coverage": ("数据完整率", "Coverage"),
     "col.value_added_coverage": ("增加值覆盖率", "Value-added coverage"),
     "col.rank": ("排名", "Rank"),
-    "col.enterprise": ("企业", "Enterprise"),
+    "col.enterprise": term("level.enterprise"),
     "col.industry": ("行业 (GB/T 4754-2017)", "Industry (GB/T 4754-2017)"),
     "col.contribution": ("对园区变化的贡献", "Contribution to the park's change"),
-    "col.park": ("园区", "Park"),
+    "col.park": term("level.park"),
     "col.carrier": ("能源品种", "Carrier"),
     "col.energy_gross": ("综合能耗 (tce)", "Gross energy (tce)"),
     "col.energy_variant": ("{variant} (tce)", "{variant} (tce)"),
@@ -137,28 +126,25 @@ _CATALOGUE: Final[dict[str, tuple[str, str]]] = {
     "row.total": ("合计", "Total"),
     # -- values ------------------------------------------------------------------------------
     "period.month": ("本月", "Month"),
-    "period.ytd": ("年初至今", "Year to date"),
-    "period.rolling12": ("滚动 12 个月", "Rolling 12 months"),
-    "variant.gross": ("综合能耗", "Gross consumption"),
-    "variant.excl_feedstock": ("扣除原料用能", "Excluding feedstock"),
-    "variant.excl_feedstock_nonfossil": (
-        "扣除原料用能和非化石能源",
-        "Excluding feedstock and non-fossil energy",
-    ),
+    "period.ytd": term("period_type.ytd"),
+    "period.rolling12": term("period_type.rolling12"),
+    "variant.gross": term("variant.gross"),
+    "variant.excl_feedstock": term("variant.excl_feedstock"),
+    "variant.excl_feedstock_nonfossil": term("variant.excl_feedstock_nonfossil"),
     "variant.short.gross": ("综合能耗", "Gross"),
     "variant.short.excl_feedstock": ("扣除原料", "Excl. feedstock"),
     "variant.short.excl_feedstock_nonfossil": ("扣除原料和非化石", "Excl. feedstock, non-fossil"),
     "word.coverage": ("完整率", "coverage"),
-    "status.on_track": ("符合路径", "On track"),
-    "status.at_risk": ("有风险", "At risk"),
-    "status.off_track": ("偏离", "Off track"),
+    "status.on_track": term("status.on_track"),
+    "status.at_risk": term("status.at_risk"),
+    "status.off_track": term("status.off_track"),
     "status.none": ("—", "—"),
-    "severity.critical": ("严重", "Critical"),
-    "severity.warning": ("警告", "Warning"),
-    "severity.info": ("提示", "Info"),
-    "state.open": ("待处理", "Open"),
-    "state.acknowledged": ("已确认", "Acknowledged"),
-    "state.resolved": ("已解决", "Resolved"),
+    "severity.critical": term("severity.critical"),
+    "severity.warning": term("severity.warning"),
+    "severity.info": term("severity.info"),
+    "state.open": term("alert_state.open"),
+    "state.acknowledged": term("alert_state.acknowledged"),
+    "state.resolved": term("alert_state.resolved"),
     "va.present": ("已报", "reported"),
     "va.missing": ("未报", "not reported"),
     "va.no_index": ("无价格指数", "no price index"),
@@ -315,26 +301,25 @@ _MONTHS_EN: Final = (
 )
 
 
+_CATALOGUE: Final = Catalogue(_TEXTS)
+
+
 def text(key: str, lang: Lang, **fields: object) -> str:
     """The text of ``key`` in ``lang``, its ``{name}`` fields filled from ``fields``.
+
+    A ``month`` field (1–12) also fills ``month_en`` with the month's English name.
 
     Raises
     ------
     MessageError
         The key is not in the catalogue.
     """
-    try:
-        zh, en = _CATALOGUE[key]
-    except KeyError as exc:
-        raise MessageError(key) from exc
-    template = zh if lang is Lang.ZH else en
-    if "month" in fields and "month_en" not in fields:
-        month = fields["month"]
-        if isinstance(month, int):
-            fields = {**fields, "month_en": _MONTHS_EN[month - 1]}
-    return template.format(**fields) if fields else template
+    month = fields.get("month")
+    if isinstance(month, int) and "month_en" not in fields:
+        fields = {**fields, "month_en": _MONTHS_EN[month - 1]}
+    return _CATALOGUE.text(key, lang, **fields)
 
 
 def keys() -> frozenset[str]:
     """Every key of the catalogue."""
-    return frozenset(_CATALOGUE)
+    return _CATALOGUE.keys()
