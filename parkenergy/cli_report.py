@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from analytics.accounting import Variant
 from parkdata.db import connect
 from parkenergy import services
-from parkenergy.clikit import console, err_console, fail, settings_of
+from parkenergy.clikit import console, fail, progress_bars, settings_of
 from reports.errors import ReportError, ReportInputError
 from reports.messages import Lang
 from reports.monthly import Month, last_complete_month
@@ -32,17 +31,6 @@ class Format(StrEnum):
 def register(app: typer.Typer) -> None:
     """Add ``report`` to the ``parkenergy`` command."""
     app.command("report")(report)
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=False,
-    )
 
 
 def report(  # noqa: PLR0917 (typer: one parameter per option)
@@ -80,8 +68,8 @@ def report(  # noqa: PLR0917 (typer: one parameter per option)
     steps = [s for s in STEPS if s != "pdf" or "pdf" in kinds]
     url = services.database_url(settings_of(ctx))
     try:
-        with connect(url, autocommit=True) as conn, _progress() as bar:
-            task = bar.add_task(f"report {the_month.label}", total=len(steps))
+        with connect(url, autocommit=True) as conn, progress_bars() as bar:
+            task = bar.add_task(f"report {the_month.label}", total=len(steps), detail="")
 
             def advance(step: str) -> None:
                 done = steps.index(step)

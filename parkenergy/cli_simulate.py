@@ -16,12 +16,12 @@ from types import FrameType
 from typing import Annotated, TextIO
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import Progress, TaskID
 
 from collector.service import CollectorConfig
 from parkdata.settings import MqttEndpoint, Settings
 from parkenergy import pipeline, services
-from parkenergy.clikit import console, err_console, fail, settings_of
+from parkenergy.clikit import console, err_console, fail, progress_bars, settings_of
 from simulators.faults import FaultRateError, FaultRates, load_rates
 from simulators.files import append_meter_events
 from simulators.generator import Replacement
@@ -84,19 +84,6 @@ def collector_thread(
             yield running
     except pipeline.PipelineError as exc:
         raise fail(str(exc)) from exc
-
-
-def progress_bars() -> Progress:
-    """Progress bars on stderr: description, bar, done/total, detail, elapsed time."""
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=False,
-    )
 
 
 def simulate(  # noqa: PLR0917 (typer: one parameter per option)

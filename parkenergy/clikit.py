@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from parkdata.settings import Settings
@@ -62,3 +63,19 @@ def print_rows(rows: list[dict[str, object]], as_json: bool, title: str) -> None
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row.values()))
     console.print(table)
+
+
+def progress_bars() -> Progress:
+    """Progress bars on stderr: description, bar, done/total, detail, elapsed time.
+
+    Every task gives a ``detail`` field (``""`` for none): ``bar.add_task(…, detail="")``.
+    """
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )

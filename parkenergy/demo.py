@@ -44,15 +44,15 @@ from analytics.jobs import jobs
 from analytics.scheduler import AlreadyRunningError, Service
 from collector.health import HealthServer
 from dashboards import provisioning
-from dashboards.messages import Lang, text
 from parkdata.db import connect
+from parkdata.i18n import TERMS, Catalogue, Lang
 from parkdata.migrate import migrate
 from parkdata.registry_file import read_meter_events_file
 from parkdata.registry_store import store_meter_events
 from parkdata.settings import MqttEndpoint, Settings
 from parkenergy import pipeline, services
-from parkenergy.cli_simulate import BackfillLabels, collect_with_progress, collector_thread, progress_bars
-from parkenergy.clikit import console, err_console, fail
+from parkenergy.cli_simulate import BackfillLabels, collect_with_progress, collector_thread
+from parkenergy.clikit import console, err_console, fail, progress_bars
 from parkenergy.demo_summary import DemoSummary, EnterpriseLine, load_summary
 from simulators import FaultRates, Replacement, RunStats, Simulation, SimulationConfig
 from simulators.files import append_meter_events
@@ -183,10 +183,8 @@ _TEXT: Final[dict[str, tuple[str, str]]] = {
 }
 
 
-def _t(key: str, lang: Lang, **values: object) -> str:
-    zh, en = _TEXT[key]
-    template = zh if lang is Lang.ZH else en
-    return template.format(**values) if values else template
+_t: Final = Catalogue(_TEXT).text
+_term: Final = Catalogue(TERMS).text
 
 
 @dataclass(frozen=True, slots=True)
@@ -497,7 +495,7 @@ def _share(value: float | None) -> str:
 
 
 def _value(kind: str, value: str | None, lang: Lang) -> str:
-    return "—" if value is None else text(f"value.{kind}.{value}", lang)
+    return "—" if value is None else _term(f"{kind}.{value}", lang)
 
 
 def _enterprise_label(e: EnterpriseLine) -> str:
@@ -505,21 +503,25 @@ def _enterprise_label(e: EnterpriseLine) -> str:
 
 
 def _table(lang: Lang, columns: tuple[str, ...], title: str) -> Table:
-    return Table(*(_t(f"col.{c}", lang) for c in columns), title=title)
+    """A table whose cells wrap in a narrow terminal instead of being cut off."""
+    table = Table(title=title)
+    for c in columns:
+        table.add_column(_t(f"col.{c}", lang), overflow="fold")
+    return table
 
 
 def _areas_table(s: DemoSummary, lang: Lang) -> Table:
     """The city and the parks against 2022 and the path; the forecast column only when there is one."""
     forecast = any(a.forecast_2027_tce_per_10k_yuan is not None for a in s.areas)
     columns = ("area", "intensity", "base", "change", "path", "target", "status")
-    variant = text(f"variant.{s.variant}", lang)
+    variant = _term(f"variant.{s.variant}", lang)
     table = _table(
         lang,
         (*columns, "forecast", "coverage") if forecast else (*columns, "coverage"),
         _t("title.areas", lang, variant=variant, period=s.period),
     )
     for a in s.areas:
-        name = text("value.level.city", lang) if a.level == "city" else a.park_name or str(a.park_code)
+        name = _term("level.city", lang) if a.level == "city" else a.park_name or str(a.park_code)
         cells = [
             escape(name),
             _ratio(a.intensity_tce_per_10k_yuan),
