@@ -59,7 +59,7 @@ from simulators.files import append_meter_events
 from simulators.publish import PublishError
 from simulators.timebase import CST, EPOCH
 
-__all__ = ["DemoOptions", "check_window", "grafana_compose", "masked", "report_month", "run_demo"]
+__all__ = ["DemoOptions", "check_window", "covers_month", "grafana_compose", "masked", "report_month", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +311,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> None:
             with phases("analytics"):
                 _analytics(db.url, out / "sim" / "economics", options)
             with phases("report"):
-                report = _report(db.url, month, options) if month >= _first_month(options.start) else []
+                report = _report(db.url, month, options) if covers_month(options.start, month) else []
             if not report:
                 err_console.print(_t("no_report", lang))
             with phases("grafana"):
@@ -377,9 +377,9 @@ def _park(url: str, settings: Settings, options: DemoOptions) -> Simulation:
     return sim
 
 
-def _first_month(moment: datetime) -> date:
-    local = moment.astimezone(CST)
-    return date(local.year, local.month, 1)
+def covers_month(start: datetime, month: date) -> bool:
+    """Whether readings from ``start`` cover the whole of ``month`` (from its local midnight)."""
+    return start <= datetime(month.year, month.month, 1, tzinfo=CST)
 
 
 def _analytics(url: str, economics: Path, options: DemoOptions) -> None:
@@ -717,27 +717,38 @@ def _keep_running(
         log.info("signal %d: stopping the demo", signum)
         stop.set()
 
-    previous = signal.signal(signal.SIGINT, _stop), signal.signal(signal.SIGTERM, _stop)
-    health = HealthServer(
-        settings.collector_http_host,
-        settings.collector_http_port,
-        running.collector.metrics.registry,
-        running.collector.health,
-    )
-    try:
-        health.start()
-    except OSError as exc:
-        raise fail(
-            f"cannot serve /healthz on {settings.collector_http_host}:{settings.collector_http_port}: {exc}"
-        ) from exc
-    service = _start_service(url)
-    if service is not None:
-        analytics = _t("run.analytics", lang, jobs=", ".join(f"{j.name} {j.interval_s:g} s" for j in jobs()))
-    else:
-        analytics = _t("run.analytics_elsewhere", lang)
-    truth_path = options.out_dir.absolute() / "sim" / "faults-live.jsonl"
-    with truth_path.open("a", encoding="utf-8") as truth:
+    # Whatever has started is stopped in reverse order, on every path (a busy port, a
+    # failed start): the live simulator, the analytics service, the health server, and the
+    # previous signal handlers are put back.
+    with ExitStack() as started:
+        previous = signal.signal(signal.SIGINT, _stop), signal.signal(signal.SIGTERM, _stop)
+        started.callback(signal.signal, signal.SIGTERM, previous[1])
+        started.callback(signal.signal, signal.SIGINT, previous[0])
+        health = HealthServer(
+            settings.collector_http_host,
+            settings.collector_http_port,
+            running.collector.metrics.registry,
+            running.collector.health,
+        )
+        try:
+            health.start()
+        except OSError as exc:
+            where = f"{settings.collector_http_host}:{settings.collector_http_port}"
+            raise fail(f"cannot serve /healthz on {where}: {exc}") from exc
+        started.callback(health.stop)
+        service = _start_service(url)
+        if service is not None:
+            started.callback(service.stop)
+            analytics = _t(
+                "run.analytics", lang, jobs=", ".join(f"{j.name} {j.interval_s:g} s" for j in jobs())
+            )
+        else:
+            analytics = _t("run.analytics_elsewhere", lang)
+        truth_path = options.out_dir.absolute() / "sim" / "faults-live.jsonl"
+        truth = started.enter_context(truth_path.open("a", encoding="utf-8"))
         live = _start_live(url=url, endpoint=endpoint, sim=sim, options=options, stop=stop, truth=truth)
+        started.callback(live.thread.join, 60)
+        started.callback(stop.set)
         base = f"http://{settings.collector_http_host}:{health.port}"
         flags = "" if timescaledb else " --no-timescaledb"
         compose = options.out_dir.absolute() / GRAFANA_COMPOSE
@@ -762,13 +773,6 @@ def _keep_running(
                     break
         finally:
             err_console.print(_t("stopping", lang))
-            stop.set()
-            live.thread.join(60)
-            if service is not None:
-                service.stop()
-            health.stop()
-            signal.signal(signal.SIGINT, previous[0])
-            signal.signal(signal.SIGTERM, previous[1])
     if live.error is not None:
         message = str(live.error) if isinstance(live.error, PublishError) else repr(live.error)
         raise fail(f"the live simulator stopped: {message}")

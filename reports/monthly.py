@@ -559,7 +559,8 @@ class EnterpriseQuality:
     value_added_comparable : bool
         The value added could be converted to 2022 prices (a price index is known).
     quality_alerts : int
-        ``quality.*`` alerts of the enterprise opened in the month or unresolved at its end.
+        ``quality.*`` alerts of the enterprise opened or resolved in the month, or unresolved
+        at its end.
     """
 
     park_code: str

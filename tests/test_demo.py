@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from typer.testing import CliRunner
 from analytics.accounting import ASSESSED_VARIANT
 from analytics.detection import GROUPS
 from parkenergy.cli import app
+from parkenergy.demo import covers_month, report_month
 from parkenergy.embedded import EmbeddedBroker, EmbeddedPostgres, find_mosquitto
 from parkenergy.pipeline import DETECTOR_REPLAY_DAYS
 from simulators.timebase import CST
@@ -359,3 +360,14 @@ def test_keep_running_serves_health_and_live_readings_until_sigterm(
     finally:
         if pg_server.is_running():
             pg_server.drop_database("demo_live")
+
+
+def test_the_report_is_of_a_month_the_window_covers_whole() -> None:
+    """A window starting mid-month gets no report of that month (docs/demo.md, step 5)."""
+    end = datetime(2026, 10, 10, tzinfo=CST)
+    month = report_month(end)
+    assert month == date(2026, 9, 1)
+    assert covers_month(datetime(2026, 9, 1, tzinfo=CST), month)
+    assert covers_month(datetime(2026, 8, 31, 16, tzinfo=UTC), month)  # 09-01 00:00 +08
+    assert not covers_month(datetime(2026, 9, 15, tzinfo=CST), month)
+    assert not covers_month(datetime(2026, 8, 31, 16, 0, 1, tzinfo=UTC), month)
