@@ -59,7 +59,15 @@ from simulators.files import append_meter_events
 from simulators.publish import PublishError
 from simulators.timebase import CST, EPOCH
 
-__all__ = ["DemoOptions", "check_window", "covers_month", "grafana_compose", "masked", "report_month", "run_demo"]
+__all__ = [
+    "DemoOptions",
+    "check_window",
+    "covers_month",
+    "grafana_compose",
+    "masked",
+    "report_month",
+    "run_demo",
+]
 
 log = logging.getLogger(__name__)
 
