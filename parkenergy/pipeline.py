@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -210,7 +210,7 @@ def _publish_child(
 ) -> None:
     """In the child process: publish the backfill of ``config``; report progress and the end."""
     try:
-        with open(truth_path, "w", encoding="utf-8") if truth_path else _no_file() as truth:
+        with open(truth_path, "w", encoding="utf-8") if truth_path else nullcontext() as truth:
             stats = publish_backfill(
                 Simulation(config),
                 endpoint,
@@ -223,11 +223,6 @@ def _publish_child(
         events.put(("publish_error", str(exc)))
     except BaseException as exc:  # the parent re-raises it as a PipelineError
         events.put(("error", f"{type(exc).__name__}: {exc}"))
-
-
-@contextmanager
-def _no_file() -> Iterator[None]:
-    yield None
 
 
 def publish_backfill_in_child(
