@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final, TextIO
@@ -54,6 +54,7 @@ from parkenergy import pipeline, services
 from parkenergy.cli_simulate import BackfillLabels, collect_with_progress, collector_thread
 from parkenergy.clikit import console, err_console, fail, progress_bars
 from parkenergy.demo_summary import DemoSummary, EnterpriseLine, load_summary
+from reports.monthly import Month, last_complete_month
 from simulators import FaultRates, Replacement, RunStats, Simulation, SimulationConfig
 from simulators.files import append_meter_events
 from simulators.publish import PublishError
@@ -65,7 +66,6 @@ __all__ = [
     "covers_month",
     "grafana_compose",
     "masked",
-    "report_month",
     "run_demo",
 ]
 
@@ -223,13 +223,6 @@ class DemoOptions:
     detector_days: int = pipeline.DETECTOR_REPLAY_DAYS
 
 
-def report_month(end: datetime) -> date:
-    """First day of the last calendar month (Asia/Shanghai) that ends at or before ``end``."""
-    local = end.astimezone(CST)
-    previous = date(local.year, local.month, 1) - timedelta(days=1)
-    return previous.replace(day=1)
-
-
 @dataclass(slots=True)
 class _Phases:
     """Wall time of each phase of the run [s]."""
@@ -296,7 +289,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> None:
     lang, out = options.lang, options.out_dir.absolute()
     phases = _Phases()
     started = time.monotonic()
-    month = report_month(options.end)
+    month = last_complete_month(options.end)
     with ExitStack() as servers:
         with _progress_over_logs():
             with phases("database"):
@@ -328,7 +321,7 @@ def run_demo(settings: Settings, options: DemoOptions) -> None:
                 )
                 compose = _write_grafana_compose(out / GRAFANA_COMPOSE, db.url, lang)
             with phases("summary"), connect(db.url, autocommit=True) as conn:
-                result = load_summary(conn, f"{month:%Y-%m}")
+                result = load_summary(conn, month.label)
         written = _Written(out / "sim", tuple(report), out / "grafana", compose)
         total = time.monotonic() - started
         if options.as_json:
@@ -385,9 +378,9 @@ def _park(url: str, settings: Settings, options: DemoOptions) -> Simulation:
     return sim
 
 
-def covers_month(start: datetime, month: date) -> bool:
+def covers_month(start: datetime, month: Month) -> bool:
     """Whether readings from ``start`` cover the whole of ``month`` (from its local midnight)."""
-    return start <= datetime(month.year, month.month, 1, tzinfo=CST)
+    return start <= month.start_at
 
 
 def _analytics(url: str, economics: Path, options: DemoOptions) -> None:
@@ -412,19 +405,19 @@ def _analytics(url: str, economics: Path, options: DemoOptions) -> None:
         bar.update(task, completed=len(steps) + 1, detail="")
 
 
-def _report(url: str, month: date, options: DemoOptions) -> list[Path]:
+def _report(url: str, month: Month, options: DemoOptions) -> list[Path]:
     """The monthly report of ``month`` into the output directory: HTML and PDF, HTML only when
     the PDF engine cannot be loaded, nothing when the month has no figures."""
     from reports.errors import NoDataError, PdfEngineError  # noqa: PLC0415 - with the report
     from reports.render import write_monthly_report  # noqa: PLC0415 - loads matplotlib and WeasyPrint
 
     with progress_bars() as bar, connect(url, autocommit=True) as conn:
-        task = bar.add_task(_t("report", options.lang, month=f"{month:%Y-%m}"), total=1, detail="")
+        task = bar.add_task(_t("report", options.lang, month=month.label), total=1, detail="")
 
         def write(formats: tuple[str, ...]) -> list[Path]:
             return write_monthly_report(
                 conn,
-                month=f"{month:%Y-%m}",
+                month=month.label,
                 park_code=None,
                 lang=options.lang.value,
                 formats=formats,

@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +39,10 @@ from typer.testing import CliRunner
 from analytics.accounting import ASSESSED_VARIANT
 from analytics.detection import GROUPS
 from parkenergy.cli import app
-from parkenergy.demo import covers_month, report_month
+from parkenergy.demo import covers_month
 from parkenergy.embedded import EmbeddedBroker, EmbeddedPostgres, find_mosquitto
 from parkenergy.pipeline import DETECTOR_REPLAY_DAYS
+from reports.monthly import Month, last_complete_month
 from simulators.timebase import CST
 from tests.harness import wait_for
 from tests.simulated_park import simulation_window
@@ -365,8 +366,8 @@ def test_keep_running_serves_health_and_live_readings_until_sigterm(
 def test_the_report_is_of_a_month_the_window_covers_whole() -> None:
     """A window starting mid-month gets no report of that month (docs/demo.md, step 5)."""
     end = datetime(2026, 10, 10, tzinfo=CST)
-    month = report_month(end)
-    assert month == date(2026, 9, 1)
+    month = last_complete_month(end)
+    assert month == Month(2026, 9)
     assert covers_month(datetime(2026, 9, 1, tzinfo=CST), month)
     assert covers_month(datetime(2026, 8, 31, 16, tzinfo=UTC), month)  # 09-01 00:00 +08
     assert not covers_month(datetime(2026, 9, 15, tzinfo=CST), month)
