@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import psycopg
+from psycopg.rows import dict_row
 
 # SQLSTATE classes worth retrying: connection exception, transaction rollback
 # (serialization failure, deadlock), insufficient resources, operator
@@ -30,3 +34,11 @@ def connect(
 ) -> psycopg.Connection[tuple[object, ...]]:
     """Open a connection; the caller owns and closes it."""
     return psycopg.connect(url, autocommit=autocommit, application_name=application_name, connect_timeout=10)
+
+
+def fetch_dicts(
+    conn: psycopg.Connection[Any], query: str, params: Mapping[str, object] | None = None
+) -> list[dict[str, Any]]:
+    """The rows of ``query`` as dictionaries keyed by column name."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchall()

@@ -11,15 +11,14 @@ Intensity figures are year to date at the end of one month, in one accounting va
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 import psycopg
-from psycopg.rows import dict_row
 
 from analytics.accounting import ASSESSED_VARIANT
 from analytics.alert_store import UNRESOLVED_STATES
+from parkdata.db import fetch_dicts
 
 __all__ = [
     "HEADLINE_VARIANT",
@@ -246,11 +245,6 @@ def _enterprise(row: dict[str, Any]) -> EnterpriseLine:
     )
 
 
-def _rows(conn: psycopg.Connection[Any], query: str, params: dict[str, object]) -> Sequence[dict[str, Any]]:
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute(query, params).fetchall()
-
-
 def load_summary(
     conn: psycopg.Connection[Any],
     period: str,
@@ -281,20 +275,20 @@ def load_summary(
             forecast_2027_tce_per_10k_yuan=r["forecast"],
             forecast_status=r["forecast_status"],
         )
-        for r in _rows(conn, _AREAS, params)
+        for r in fetch_dicts(conn, _AREAS, params)
     )
-    counts = _rows(conn, _COUNTS, params)[0]
+    counts = fetch_dicts(conn, _COUNTS, params)[0]
     return DemoSummary(
         period=period,
         variant=variant,
         areas=areas,
-        off_track=tuple(_enterprise(r) for r in _rows(conn, _OFF_TRACK, params)),
-        low_coverage=tuple(_enterprise(r) for r in _rows(conn, _LOW_COVERAGE, params)),
+        off_track=tuple(_enterprise(r) for r in fetch_dicts(conn, _OFF_TRACK, params)),
+        low_coverage=tuple(_enterprise(r) for r in fetch_dicts(conn, _LOW_COVERAGE, params)),
         alerts=tuple(
-            AlertCount(r["severity"], r["kind"], int(r["alerts"])) for r in _rows(conn, _ALERTS, params)
+            AlertCount(r["severity"], r["kind"], int(r["alerts"])) for r in fetch_dicts(conn, _ALERTS, params)
         ),
         quarantine=tuple(
-            QuarantineCount(r["reason"], int(r["messages"])) for r in _rows(conn, _QUARANTINE, params)
+            QuarantineCount(r["reason"], int(r["messages"])) for r in fetch_dicts(conn, _QUARANTINE, params)
         ),
         readings=int(counts["readings"]),
         meters=int(counts["meters"]),

@@ -46,6 +46,7 @@ __all__ = [
     "carrier_totals",
     "count_alerts",
     "last_complete_month",
+    "optional_float",
     "rank_by_change",
 ]
 
@@ -151,7 +152,8 @@ class Scope:
         return "city" if self.park_code is None else f"park.{self.park_code}"
 
 
-def _float(value: object) -> float | None:
+def optional_float(value: object) -> float | None:
+    """``value`` as a float, None kept (numeric and double precision columns alike)."""
     return None if value is None else float(value)  # type: ignore[arg-type]
 
 
@@ -198,17 +200,17 @@ class IntensityFigure:
             period_type=str(row["period_type"]),
             period=str(row["period"]),
             variant=str(row["variant"]),
-            energy_tce=_float(row["energy_tce"]),
-            value_added_10k_yuan=_float(row["value_added_10k_yuan"]),
-            intensity=_float(row["intensity"]),
-            base_2022=_float(row["base_2022"]),
-            change_vs_2022=_float(row["change_vs_2022"]),
-            path_value=_float(row["path_value"]),
-            target_2027=_float(row["target_2027"]),
+            energy_tce=optional_float(row["energy_tce"]),
+            value_added_10k_yuan=optional_float(row["value_added_10k_yuan"]),
+            intensity=optional_float(row["intensity"]),
+            base_2022=optional_float(row["base_2022"]),
+            change_vs_2022=optional_float(row["change_vs_2022"]),
+            path_value=optional_float(row["path_value"]),
+            target_2027=optional_float(row["target_2027"]),
             status=None if row["status"] is None else str(row["status"]),
-            coverage=_float(row["coverage"]),
+            coverage=optional_float(row["coverage"]),
             low_coverage=bool(row["low_coverage"]),
-            value_added_coverage=_float(row["value_added_coverage"]),
+            value_added_coverage=optional_float(row["value_added_coverage"]),
             enterprises=None if enterprises is None else int(enterprises),  # type: ignore[call-overload]
             months=None if months is None else int(months),  # type: ignore[call-overload]
         )

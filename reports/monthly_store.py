@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 
 from analytics.intensity_store import PeriodSpec, query_intensity, why_empty
+from parkdata.db import fetch_dicts
 from reports.errors import NoDataError, UnknownParkError
 from reports.monthly import (
     PERIOD_TYPES,
@@ -34,6 +35,7 @@ from reports.monthly import (
     Scope,
     ScopeSection,
     SeriesPoint,
+    optional_float,
     rank_by_change,
 )
 
@@ -153,16 +155,6 @@ _ENTERPRISES = (
 )
 
 
-def _rows(conn: Connection, query: str, params: dict[str, object]) -> list[dict[str, Any]]:
-    cur = conn.execute(query, params)
-    names = [d.name for d in cur.description or []]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-
-
-def _opt_float(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]
-
-
 def read_scope(conn: Connection, park_code: str | None) -> tuple[Scope, tuple[Scope, ...]]:
     """The scope asked for and the registered parks in it.
 
@@ -199,8 +191,8 @@ def _energy_totals(row: dict[str, Any]) -> EnergyTotals:
         energy_tce_excl_feedstock_nonfossil=float(row["energy_tce_excl_feedstock_nonfossil"] or 0.0),
         feedstock_tce=float(row["feedstock_tce"] or 0.0),
         nonfossil_tce=float(row["nonfossil_tce"] or 0.0),
-        co2_t=_opt_float(row["co2_t"]),
-        coverage=_opt_float(row["coverage"]),
+        co2_t=optional_float(row["co2_t"]),
+        coverage=optional_float(row["coverage"]),
         low_coverage=bool(row["low_coverage"]),
         factors_complete=bool(row["factors_complete"]),
         co2_complete=bool(row["co2_complete"]),
@@ -215,29 +207,29 @@ def _series(
     params: dict[str, object] = {"variant": variant, "month": month.first_day, "park": park_code}
     points: dict[str | None, dict[str, list[SeriesPoint]]] = {}
     bases: dict[str | None, tuple[float | None, float | None]] = {}
-    for r in _rows(conn, _SERIES, params):
+    for r in fetch_dicts(conn, _SERIES, params):
         key = None if r["level"] == "city" else str(r["park_code"])
         points.setdefault(key, {"ytd": [], "rolling12": []})[r["period_type"]].append(
             SeriesPoint(
                 r["period_end"],
-                _opt_float(r["intensity"]),
-                _opt_float(r["path_value"]),
-                _opt_float(r["coverage"]),
+                optional_float(r["intensity"]),
+                optional_float(r["path_value"]),
+                optional_float(r["coverage"]),
                 bool(r["low_coverage"]),
             )
         )
         if r["base_2022"] is not None:
-            bases[key] = (float(r["base_2022"]), _opt_float(r["target_2027"]))
+            bases[key] = (float(r["base_2022"]), optional_float(r["target_2027"]))
     forecasts: dict[str | None, list[ForecastYear]] = {}
-    for r in _rows(conn, _FORECAST, params):
+    for r in fetch_dicts(conn, _FORECAST, params):
         key = None if r["level"] == "city" else str(r["park_code"])
         forecasts.setdefault(key, []).append(
             ForecastYear(
                 int(r["year"]),
-                _opt_float(r["intensity"]),
-                _opt_float(r["intensity_lower"]),
-                _opt_float(r["intensity_upper"]),
-                _opt_float(r["path_value"]),
+                optional_float(r["intensity"]),
+                optional_float(r["intensity_lower"]),
+                optional_float(r["intensity_upper"]),
+                optional_float(r["path_value"]),
                 r["status"],
             )
         )
@@ -260,21 +252,21 @@ def _rankings(
 ) -> dict[str, list[EnterpriseChange]]:
     params: dict[str, object] = {"period": month.label, "variant": variant, "park": park_code}
     out: dict[str, list[EnterpriseChange]] = {}
-    for r in _rows(conn, _RANKING, params):
+    for r in fetch_dicts(conn, _RANKING, params):
         out.setdefault(str(r["park_code"]), []).append(
             EnterpriseChange(
                 park_code=str(r["park_code"]),
                 enterprise_code=str(r["enterprise_code"]),
                 enterprise_name=str(r["enterprise_name"]),
                 industry_code=r["industry_code"],
-                energy_tce=_opt_float(r["energy_tce"]),
-                value_added_10k_yuan=_opt_float(r["value_added_10k_yuan"]),
-                intensity=_opt_float(r["intensity"]),
-                base_2022=_opt_float(r["base_2022"]),
-                change_vs_2022=_opt_float(r["change_vs_2022"]),
+                energy_tce=optional_float(r["energy_tce"]),
+                value_added_10k_yuan=optional_float(r["value_added_10k_yuan"]),
+                intensity=optional_float(r["intensity"]),
+                base_2022=optional_float(r["base_2022"]),
+                change_vs_2022=optional_float(r["change_vs_2022"]),
                 status=r["status"],
-                contribution_to_change=_opt_float(r["contribution_to_change"]),
-                coverage=_opt_float(r["coverage"]),
+                contribution_to_change=optional_float(r["contribution_to_change"]),
+                coverage=optional_float(r["coverage"]),
                 low_coverage=bool(r["low_coverage"]),
             )
         )
@@ -313,16 +305,16 @@ def read_alerts(conn: Connection, month: Month, park_code: str | None = None) ->
             resolved_at=r["resolved_at"],
             summary_zh=str(r["summary_zh"] or ""),
             summary_en=str(r["summary_en"] or ""),
-            observed=_opt_float(r["observed"]),
-            expected_low=_opt_float(r["expected_low"]),
-            expected_high=_opt_float(r["expected_high"]),
-            score=_opt_float(r["score"]),
+            observed=optional_float(r["observed"]),
+            expected_low=optional_float(r["expected_low"]),
+            expected_high=optional_float(r["expected_high"]),
+            score=optional_float(r["score"]),
             unit=r["unit"],
             opened_in_month=bool(r["opened_in_month"]),
             resolved_in_month=bool(r["resolved_in_month"]),
             open_at_end=bool(r["open_at_end"]),
         )
-        for r in _rows(conn, _ALERTS, params)
+        for r in fetch_dicts(conn, _ALERTS, params)
     )
 
 
@@ -333,7 +325,7 @@ def read_quarantine(
     params: dict[str, object] = {"start": start, "end": end, "park": park_code}
     return tuple(
         QuarantineCount(str(r["reason"]), int(r["messages"]), int(r["replayed"]))
-        for r in _rows(conn, _QUARANTINE, params)
+        for r in fetch_dicts(conn, _QUARANTINE, params)
     )
 
 
@@ -350,7 +342,7 @@ def _quality(
         if a.is_quality and a.enterprise_code is not None:
             quality_alerts[a.enterprise_code] = quality_alerts.get(a.enterprise_code, 0) + 1
     out = []
-    for r in _rows(conn, _ENTERPRISES, {"month": month.first_day, "park": park_code}):
+    for r in fetch_dicts(conn, _ENTERPRISES, {"month": month.first_day, "park": park_code}):
         code = str(r["enterprise_code"])
         e = coverage.get(code)
         out.append(
@@ -359,9 +351,9 @@ def _quality(
                 enterprise_code=code,
                 enterprise_name=str(r["enterprise_name"]),
                 industry_code=r["industry_code"],
-                coverage=None if e is None else _opt_float(e["coverage"]),
+                coverage=None if e is None else optional_float(e["coverage"]),
                 low_coverage=bool(e["low_coverage"]) if e is not None else False,
-                value_added_10k_yuan=_opt_float(r["value_added_10k_yuan"]),
+                value_added_10k_yuan=optional_float(r["value_added_10k_yuan"]),
                 value_added_comparable=bool(r["comparable"]),
                 quality_alerts=quality_alerts.get(code, 0),
             )
@@ -387,7 +379,7 @@ def load_monthly_report(
     if not overview_figures:
         raise NoDataError(month.label, _why_no_data(conn, scope))
     park_figures = _figures(conn, "park", month, park_code) if park_code is None else overview_figures
-    energy = _rows(conn, _ENERGY, {"bucket": month.start_at, "park": park_code})
+    energy = fetch_dicts(conn, _ENERGY, {"bucket": month.start_at, "park": park_code})
     totals: dict[str | None, EnergyTotals] = {
         (None if r["level"] == "city" else r["park_code"]): _energy_totals(r)
         for r in energy
@@ -436,13 +428,13 @@ def load_monthly_report(
                 carrier=str(r["carrier"]),
                 name_zh=str(r["carrier_name_zh"]),
                 name_en=str(r["carrier_name_en"]),
-                energy_tce_gross=_opt_float(r["energy_tce_gross"]),
+                energy_tce_gross=optional_float(r["energy_tce_gross"]),
                 feedstock_tce=float(r["feedstock_tce"] or 0.0),
-                co2_t=_opt_float(r["co2_t"]),
-                coverage=_opt_float(r["coverage"]),
+                co2_t=optional_float(r["co2_t"]),
+                coverage=optional_float(r["coverage"]),
                 factors_complete=bool(r["factors_complete"]),
             )
-            for r in _rows(conn, _CARRIERS, {"bucket": month.start_at, "park": park_code})
+            for r in fetch_dicts(conn, _CARRIERS, {"bucket": month.start_at, "park": park_code})
         ),
         industries=tuple(
             IndustryEnergy(
@@ -451,8 +443,8 @@ def load_monthly_report(
                 energy_tce_gross=float(r["energy_tce_gross"] or 0.0),
                 energy_tce_excl_feedstock=float(r["energy_tce_excl_feedstock"] or 0.0),
                 energy_tce_excl_feedstock_nonfossil=float(r["energy_tce_excl_feedstock_nonfossil"] or 0.0),
-                co2_t=_opt_float(r["co2_t"]),
-                coverage=_opt_float(r["coverage"]),
+                co2_t=optional_float(r["co2_t"]),
+                coverage=optional_float(r["coverage"]),
                 low_coverage=bool(r["low_coverage"]),
                 co2_complete=bool(r["co2_complete"]),
                 enterprises=int(r["enterprises"] or 0),
