@@ -4,7 +4,6 @@ thread, a QoS 1 publisher, and polling."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from parkdata.migrate import migrate
 from parkdata.registry_file import read_meter_events_file, read_registry_file
 from parkdata.registry_store import store_meter_events, store_registry
 from parkdata.settings import MqttEndpoint
+from parkenergy import pipeline
 from simulators.files import EVENT_COLUMNS, REGISTRY_COLUMNS, Cell, write_table
 from tests.golden import REGISTRY_CSV
 
@@ -68,26 +68,13 @@ def collector_config(
 
 @contextmanager
 def running_collector(config: CollectorConfig) -> Iterator[Collector]:
-    collector = Collector(config)
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            collector.run()
-        except BaseException as exc:  # surfaced in the test thread below
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, name=f"collector-{config.client_id}", daemon=True)
-    thread.start()
-    assert collector.wait_connected(30), "collector did not connect to the broker"
-    try:
-        yield collector
-    finally:
-        collector.stop()
-        thread.join(60)
-        assert not thread.is_alive(), "collector did not stop"
-        if errors:
-            raise errors[0]
+    """The collector on a thread (:func:`parkenergy.pipeline.running_collector`) for the block;
+    afterwards it must have stopped, and an error it stopped with is raised here."""
+    with pipeline.running_collector(config) as running:
+        yield running.collector
+    assert not running.alive, "collector did not stop"
+    if running.error is not None:
+        raise running.error
 
 
 class Publisher:

@@ -13,8 +13,8 @@ from collector.service import Collector
 from parkdata.registry_file import read_meter_events_file
 from parkdata.registry_store import store_meter_events
 from parkdata.settings import MqttEndpoint
+from parkenergy import pipeline
 from simulators import DayOutput, RunStats, Simulation
-from simulators.publish import BulkPublisher
 from tests.harness import prepare_database, wait_for
 
 Reading = tuple[str, str, int, float]  # enterprise code, meter code, epoch s, value
@@ -30,11 +30,9 @@ def publish_backfill(
     timeout_s: float,
 ) -> RunStats:
     """Publish ``sim``'s backfill (QoS 1) and wait until ``collector`` has committed every message."""
-    publisher = BulkPublisher(MqttEndpoint.parse(mqtt_url), max_inflight=max_inflight)
-    try:
-        stats = sim.backfill(publisher.publish, truth=truth)
-    finally:
-        publisher.close()
+    stats = pipeline.publish_backfill(
+        sim, MqttEndpoint.parse(mqtt_url), truth=truth, max_inflight=max_inflight
+    )
     wait_for(
         lambda: collector.committed_messages >= stats.messages,
         timeout_s,
