@@ -8,9 +8,9 @@
 2. its ``registry.csv`` / ``meter_events.csv`` loaded, as ``parkenergy registry load`` does;
 3. every reading published through a private mosquitto to the real collector;
 4. the ``energy`` job (:func:`analytics.jobs.run_job`);
-5. the economics files (value added, deflators, 2022 baseline, output) imported with the
-   analytics import functions — the 2022 base comes from the baseline statistics, so the
-   readings need not start in 2022;
+5. the economics files (value added, deflators, 2022 baseline, output) imported as the
+   demo does (:func:`parkenergy.pipeline.import_economics`) — the 2022 base comes from the
+   baseline statistics, so the readings need not start in 2022;
 6. the ``forecast`` job (it needs 24 usable months per series, so with three months of
    readings it stores a run without series; the run itself is still recorded);
 7. the detector jobs (:data:`analytics.detection.GROUPS`) once a day over the last
@@ -34,14 +34,8 @@ import psycopg
 import pytest
 
 from analytics.detection import GROUPS
-from analytics.economics_file import (
-    read_baseline_file,
-    read_deflators_file,
-    read_output_file,
-    read_value_added_file,
-)
-from analytics.economics_store import store_baseline, store_deflators, store_output, store_value_added
 from analytics.jobs import run_job
+from parkenergy import pipeline
 from parkenergy.embedded import EmbeddedBroker, EmbeddedPostgres, find_mosquitto
 from simulators import FaultRates, Simulation, SimulationConfig
 from simulators.timebase import CST
@@ -114,14 +108,6 @@ def simulation_window(today: datetime | None = None) -> tuple[datetime, datetime
     return datetime(year, month, 1, tzinfo=CST), end
 
 
-def _import_economics(url: str, directory: Path) -> None:
-    with psycopg.connect(url) as conn:
-        store_deflators(conn, read_deflators_file(directory / "deflators.csv"), "simulated_park")
-        store_value_added(conn, read_value_added_file(directory / "value_added.csv"), "simulated_park")
-        store_baseline(conn, read_baseline_file(directory / "baseline_2022.csv"), "simulated_park")
-        store_output(conn, read_output_file(directory / "output.csv"), "simulated_park")
-
-
 def _run(url: str, job: str, now: datetime) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         outcome = run_job(conn, job, now)
@@ -164,7 +150,7 @@ def simulated_park(
     finally:
         broker.stop()
     _run(url, "energy", end)
-    _import_economics(url, economics_dir)
+    pipeline.import_economics(url, economics_dir, "simulated_park")
     _run(url, "forecast", end + timedelta(seconds=1))
     _replay_detectors(url, end)
     park = SimulatedPark(
